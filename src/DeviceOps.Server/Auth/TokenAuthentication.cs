@@ -1,0 +1,163 @@
+using System.Security.Claims;
+using System.Text.Encodings.Web;
+using DeviceOps.Data;
+using DeviceOps.Http;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace DeviceOps.Auth;
+
+/// <summary>Who is calling: the token's user, scopes and organization limits.</summary>
+public sealed class Caller
+{
+    public const string ScopeClaim = "scope";
+    public const string OrganizationClaim = "org";
+    public const string TokenIdClaim = "token_id";
+
+    private readonly HashSet<string> _scopes;
+    private readonly HashSet<int>? _organizations;
+
+    public Caller(ClaimsPrincipal user)
+    {
+        Email = user.FindFirstValue(ClaimTypes.Name) ?? "";
+        _scopes = [.. user.FindAll(ScopeClaim).Select(c => c.Value)];
+        var organizations = user.FindAll(OrganizationClaim).Select(c => int.Parse(c.Value, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        _organizations = organizations.Count == 0 ? null : [.. organizations];
+    }
+
+    public string Email { get; }
+
+    /// <summary>The organizations the token is limited to, or null for all.</summary>
+    public IReadOnlySet<int>? Organizations => _organizations;
+
+    /// <summary><c>admin</c> holds every scope.</summary>
+    public bool Has(string scope) => _scopes.Contains(scope) || _scopes.Contains(Scopes.Admin);
+
+    public bool CanSee(int organizationId) => _organizations is null || _organizations.Contains(organizationId);
+}
+
+/// <summary>
+/// Authenticates <c>Authorization: Bearer &lt;secret&gt;</c> against the stored hashes on every
+/// request, so a revocation takes effect at once on every instance sharing the store.
+/// </summary>
+public sealed class TokenAuthenticationHandler(
+    IOptionsMonitor<AuthenticationSchemeOptions> options,
+    ILoggerFactory logger,
+    UrlEncoder encoder,
+    DeviceOpsDb db,
+    TimeProvider clock,
+    IProblemDetailsService problems)
+    : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+{
+    public const string SchemeName = "Bearer";
+    private const string FailureKey = "deviceops.auth.failure";
+
+    protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        string header = Request.Headers.Authorization.ToString();
+        if (string.IsNullOrEmpty(header))
+        {
+            return AuthenticateResult.NoResult();
+        }
+        if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) || header.Length <= 7)
+        {
+            return Fail("The Authorization header must be 'Bearer <token>'.");
+        }
+        var secret = header[7..].Trim();
+        var hash = ApiToken.Hash(secret);
+        var token = await db.Tokens.AsNoTracking().FirstOrDefaultAsync(t => t.SecretHash == hash, Context.RequestAborted);
+        if (token is null)
+        {
+            return Fail("The token is unknown.");
+        }
+        if (token.RevokedAt is not null)
+        {
+            return Fail("The token has been revoked.");
+        }
+        if (!token.IsUsable(clock.GetUtcNow().UtcDateTime))
+        {
+            return Fail("The token has expired.");
+        }
+
+        var claims = new List<Claim> { new(ClaimTypes.Name, token.User), new(Caller.TokenIdClaim, token.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)) };
+        claims.AddRange(token.ScopeList.Select(s => new Claim(Caller.ScopeClaim, s)));
+        claims.AddRange(token.OrganizationIdList.Select(o => new Claim(Caller.OrganizationClaim, o.ToString(System.Globalization.CultureInfo.InvariantCulture))));
+        var principal = new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName));
+        return AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName));
+    }
+
+    private AuthenticateResult Fail(string reason)
+    {
+        Context.Items[FailureKey] = reason;
+        return AuthenticateResult.Fail(reason);
+    }
+
+    protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
+    {
+        var reason = Context.Items[FailureKey] as string;
+        Response.StatusCode = StatusCodes.Status401Unauthorized;
+        Response.Headers.WWWAuthenticate = reason is null
+            ? "Bearer realm=\"deviceops\""
+            : $"Bearer realm=\"deviceops\", error=\"invalid_token\", error_description=\"{reason}\"";
+        var problem = Problems.Create(401, reason is null ? "unauthorized" : "invalid_token", "Unauthorized",
+            reason ?? "Send a bearer token in the Authorization header.");
+        await problems.WriteAsync(new ProblemDetailsContext { HttpContext = Context, ProblemDetails = problem });
+    }
+
+    protected override async Task HandleForbiddenAsync(AuthenticationProperties properties)
+    {
+        Response.StatusCode = StatusCodes.Status403Forbidden;
+        var needed = Context.GetEndpoint()?.Metadata.GetMetadata<ScopeRequirement>()?.Scope;
+        Response.Headers.WWWAuthenticate = needed is null
+            ? "Bearer realm=\"deviceops\", error=\"insufficient_scope\""
+            : $"Bearer realm=\"deviceops\", error=\"insufficient_scope\", scope=\"{needed}\"";
+        var problem = Problems.Create(403, "insufficient_scope", "Forbidden",
+            needed is null ? "The token lacks the scope this call needs." : $"The token lacks the scope '{needed}' this call needs.");
+        await problems.WriteAsync(new ProblemDetailsContext { HttpContext = Context, ProblemDetails = problem });
+    }
+}
+
+/// <summary>An endpoint's required scope; the token must hold it (or <c>admin</c>).</summary>
+public sealed class ScopeRequirement(string scope)
+{
+    public string Scope { get; } = scope;
+}
+
+public static class AuthExtensions
+{
+    public static IServiceCollection AddDeviceOpsAuth(this IServiceCollection services)
+    {
+        services.AddAuthentication(TokenAuthenticationHandler.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, TokenAuthenticationHandler>(TokenAuthenticationHandler.SchemeName, null);
+        services.AddAuthorizationBuilder().AddPolicies();
+        return services;
+    }
+
+    private static AuthorizationBuilder AddPolicies(this AuthorizationBuilder builder)
+    {
+        foreach (var scope in Scopes.All)
+        {
+            builder.AddPolicy(scope, policy => policy
+                .RequireAuthenticatedUser()
+                .RequireAssertion(context => new Caller(context.User).Has(scope)));
+        }
+        // The history belongs to devices and operations alike: either read scope may list it.
+        builder.AddPolicy(AnyRead, policy => policy
+            .RequireAuthenticatedUser()
+            .RequireAssertion(context => new Caller(context.User) is var caller
+                && (caller.Has(Scopes.DevicesRead) || caller.Has(Scopes.OperationsRead))));
+        return builder;
+    }
+
+    public const string AnyRead = "devices:read or operations:read";
+
+    /// <summary>Requires a scope and records it so a 403 can name it.</summary>
+    public static TBuilder RequireScope<TBuilder>(this TBuilder builder, string scope) where TBuilder : IEndpointConventionBuilder =>
+        builder.RequireAuthorization(scope).WithMetadata(new ScopeRequirement(scope));
+
+    public static Caller Caller(this HttpContext context) => new(context.User);
+}

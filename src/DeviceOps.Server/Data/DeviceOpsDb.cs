@@ -1,0 +1,137 @@
+using DeviceOps.Auth;
+using DeviceOps.Devices;
+using DeviceOps.History;
+using DeviceOps.Operations;
+using DeviceOps.Organizations;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
+
+namespace DeviceOps.Data;
+
+/// <summary>
+/// The store. The model is shared; each provider has its own subclass so that each keeps its
+/// own migration set (EF Core's "migrations with multiple providers").
+/// </summary>
+public abstract class DeviceOpsDb(DbContextOptions options) : DbContext(options)
+{
+    public DbSet<Organization> Organizations => Set<Organization>();
+    public DbSet<Device> Devices => Set<Device>();
+    public DbSet<DeviceOperation> Operations => Set<DeviceOperation>();
+    public DbSet<HistoryEntry> History => Set<HistoryEntry>();
+    public DbSet<ApiToken> Tokens => Set<ApiToken>();
+
+    public abstract bool IsPostgres { get; }
+
+    /// <summary>
+    /// Takes the write lock of one device for the rest of the transaction, so two requests on
+    /// one device are serialised and neither loses an update or a history entry. On SQLite the
+    /// transaction itself is the lock (BEGIN IMMEDIATE takes the database's write lock).
+    /// </summary>
+    public Task LockDeviceAsync(int deviceId, CancellationToken cancellationToken) => IsPostgres
+        ? Database.ExecuteSqlAsync($"SELECT 1 FROM devices WHERE id = {deviceId} FOR UPDATE", cancellationToken)
+        : Task.CompletedTask;
+
+    protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
+    {
+        // SQLite hands DateTime back with an unspecified kind; every time we store is UTC.
+        configurationBuilder.Properties<DateTime>().HaveConversion<UtcConverter>();
+        configurationBuilder.Properties<DateTime?>().HaveConversion<UtcConverter>();
+    }
+
+    protected override void OnModelCreating(ModelBuilder modelBuilder)
+    {
+        modelBuilder.Entity<Organization>(e =>
+        {
+            e.ToTable("organizations");
+            e.Property(o => o.Name).HasMaxLength(200);
+            e.HasIndex(o => o.Name).IsUnique();
+        });
+
+        modelBuilder.Entity<Device>(e =>
+        {
+            e.ToTable("devices");
+            e.Property(d => d.DeviceCode).HasMaxLength(64);
+            e.Property(d => d.Name).HasMaxLength(200);
+            e.Property(d => d.SerialNumber).HasMaxLength(100);
+            e.Property(d => d.DeviceType).HasMaxLength(64);
+            e.Property(d => d.Status).HasMaxLength(32);
+            e.Property(d => d.Location).HasMaxLength(200);
+            e.Property(d => d.AssignedUser).HasMaxLength(254);
+            e.Property(d => d.UpdatedBy).HasMaxLength(254);
+            e.HasIndex(d => d.DeviceCode).IsUnique();
+            e.HasIndex(d => d.SerialNumber).IsUnique();
+            e.HasIndex(d => new { d.OrganizationId, d.Status });
+            e.HasIndex(d => d.Status);
+            e.HasIndex(d => d.DeviceType);
+            e.HasIndex(d => d.NextMaintenance);
+            e.HasOne(d => d.Organization).WithMany().OnDelete(DeleteBehavior.Restrict);
+        });
+
+        modelBuilder.Entity<DeviceOperation>(e =>
+        {
+            e.ToTable("operations");
+            e.Property(o => o.OperationType).HasMaxLength(64);
+            e.Property(o => o.Status).HasMaxLength(32);
+            e.Property(o => o.OperatorId).HasMaxLength(64);
+            e.Property(o => o.CreatedBy).HasMaxLength(254);
+            e.HasIndex(o => new { o.DeviceId, o.Id });
+            e.HasIndex(o => new { o.Status, o.Id });
+            e.HasIndex(o => o.CreatedAt);
+            e.HasOne(o => o.Device).WithMany().OnDelete(DeleteBehavior.Restrict);
+        });
+
+        modelBuilder.Entity<HistoryEntry>(e =>
+        {
+            e.ToTable("history");
+            e.Property(h => h.Action).HasMaxLength(64);
+            e.Property(h => h.FromStatus).HasMaxLength(32);
+            e.Property(h => h.ToStatus).HasMaxLength(32);
+            e.Property(h => h.PerformedBy).HasMaxLength(254);
+            e.Property(h => h.RequestId).HasMaxLength(128);
+            e.HasIndex(h => new { h.DeviceId, h.Id });
+            e.HasIndex(h => new { h.OperationId, h.Id });
+            e.HasIndex(h => h.Timestamp);
+            e.HasIndex(h => h.RequestId);
+            e.HasOne(h => h.Device).WithMany().OnDelete(DeleteBehavior.Restrict);
+            e.HasOne(h => h.Operation).WithMany().OnDelete(DeleteBehavior.Restrict);
+        });
+
+        modelBuilder.Entity<ApiToken>(e =>
+        {
+            e.ToTable("tokens");
+            e.Property(t => t.User).HasMaxLength(254);
+            e.Property(t => t.SecretHash).HasMaxLength(64);
+            e.Property(t => t.Hint).HasMaxLength(16);
+            e.Property(t => t.CreatedBy).HasMaxLength(254);
+            e.HasIndex(t => t.SecretHash).IsUnique();
+            e.Ignore(t => t.ScopeList);
+            e.Ignore(t => t.OrganizationIdList);
+        });
+
+        // Snake-case names, so the schema reads the same as the API on both stores.
+        foreach (var entity in modelBuilder.Model.GetEntityTypes())
+        {
+            foreach (var property in entity.GetProperties())
+            {
+                property.SetColumnName(SnakeCase(property.Name));
+            }
+        }
+    }
+
+    private static string SnakeCase(string name) =>
+        string.Concat(name.Select((c, i) => char.IsUpper(c) ? (i > 0 ? "_" : "") + char.ToLowerInvariant(c) : c.ToString()));
+
+    private sealed class UtcConverter() : ValueConverter<DateTime, DateTime>(
+        v => v.Kind == DateTimeKind.Utc ? v : DateTime.SpecifyKind(v, DateTimeKind.Utc),
+        v => DateTime.SpecifyKind(v, DateTimeKind.Utc));
+}
+
+public sealed class SqliteDeviceOpsDb(DbContextOptions<SqliteDeviceOpsDb> options) : DeviceOpsDb(options)
+{
+    public override bool IsPostgres => false;
+}
+
+public sealed class PostgresDeviceOpsDb(DbContextOptions<PostgresDeviceOpsDb> options) : DeviceOpsDb(options)
+{
+    public override bool IsPostgres => true;
+}

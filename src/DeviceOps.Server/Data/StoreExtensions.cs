@@ -1,0 +1,126 @@
+using System.Data.Common;
+using Microsoft.Data.Sqlite;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
+using Npgsql;
+
+namespace DeviceOps.Data;
+
+public static class StoreExtensions
+{
+    public const string DatabaseSetting = "DEVICEOPS_DATABASE";
+    public const string DefaultSqlitePath = "data/deviceops.db";
+
+    /// <summary>
+    /// Chooses the store from <c>DEVICEOPS_DATABASE</c>: nothing means the embedded SQLite file
+    /// <c>./data/deviceops.db</c>; a PostgreSQL connection string or <c>postgres://</c> URL means
+    /// PostgreSQL; <c>Data Source=…</c> or a <c>.db</c> path means another SQLite file.
+    /// </summary>
+    public static IHostApplicationBuilder AddDeviceOpsStore(this IHostApplicationBuilder builder)
+    {
+        // The setting is read when the first context is made, not here, so a host that adds
+        // configuration after this call (tests, other hosts) is still obeyed.
+        var services = builder.Services;
+        services.AddDbContext<SqliteDeviceOpsDb>((provider, options) => options
+            .UseSqlite(ToSqliteConnectionString(Setting(provider)))
+            .AddInterceptors(new SqliteDurability()));
+        services.AddDbContext<PostgresDeviceOpsDb>((provider, options) => options
+            .UseNpgsql(ToNpgsqlConnectionString(Setting(provider)!)));
+        services.AddScoped<DeviceOpsDb>(provider => IsPostgres(Setting(provider))
+            ? provider.GetRequiredService<PostgresDeviceOpsDb>()
+            : provider.GetRequiredService<SqliteDeviceOpsDb>());
+        return builder;
+    }
+
+    private static string? Setting(IServiceProvider provider) => provider.GetRequiredService<IConfiguration>()[DatabaseSetting];
+
+    /// <summary>Creates or migrates the schema; several instances may race here safely (EF Core takes a migration lock).</summary>
+    public static async Task MigrateDeviceOpsStoreAsync(this IServiceProvider services, CancellationToken cancellationToken = default)
+    {
+        await using var scope = services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<DeviceOpsDb>();
+        if (!db.IsPostgres && db.Database.GetDbConnection() is SqliteConnection sqlite
+            && Path.GetDirectoryName(Path.GetFullPath(new SqliteConnectionStringBuilder(sqlite.ConnectionString).DataSource)) is { } folder)
+        {
+            Directory.CreateDirectory(folder);
+        }
+        await db.Database.MigrateAsync(cancellationToken);
+        if (!db.IsPostgres)
+        {
+            // WAL lets readers go on while one writer commits; the mode is stored in the file.
+            await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", cancellationToken);
+        }
+    }
+
+    internal static bool IsPostgres(string? setting) =>
+        !string.IsNullOrWhiteSpace(setting) &&
+        (setting.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase)
+         || setting.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase)
+         || setting.Contains("Host=", StringComparison.OrdinalIgnoreCase));
+
+    internal static string ToSqliteConnectionString(string? setting)
+    {
+        var builder = string.IsNullOrWhiteSpace(setting)
+            ? new SqliteConnectionStringBuilder { DataSource = DefaultSqlitePath }
+            : setting.Contains('=', StringComparison.Ordinal)
+                ? new SqliteConnectionStringBuilder(setting)
+                : new SqliteConnectionStringBuilder { DataSource = setting.StartsWith("sqlite:", StringComparison.OrdinalIgnoreCase) ? setting[7..] : setting };
+        builder.ForeignKeys = true;
+        builder.Pooling = true;
+        builder.DefaultTimeout = 30;
+        return builder.ToString();
+    }
+
+    /// <summary>Turns <c>postgres://user:pass@host:port/db?opt=v</c> into an Npgsql connection string.</summary>
+    internal static string ToNpgsqlConnectionString(string setting)
+    {
+        if (!setting.Contains("://", StringComparison.Ordinal))
+        {
+            return setting;
+        }
+        var uri = new Uri(setting);
+        var builder = new NpgsqlConnectionStringBuilder
+        {
+            Host = uri.Host,
+            Port = uri.IsDefaultPort || uri.Port <= 0 ? 5432 : uri.Port,
+            Database = Uri.UnescapeDataString(uri.AbsolutePath.TrimStart('/')),
+        };
+        var userInfo = uri.UserInfo.Split(':', 2);
+        if (userInfo[0].Length > 0)
+        {
+            builder.Username = Uri.UnescapeDataString(userInfo[0]);
+        }
+        if (userInfo.Length > 1)
+        {
+            builder.Password = Uri.UnescapeDataString(userInfo[1]);
+        }
+        foreach (var pair in uri.Query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var parts = pair.Split('=', 2);
+            builder[Uri.UnescapeDataString(parts[0])] = parts.Length > 1 ? Uri.UnescapeDataString(parts[1]) : "";
+        }
+        return builder.ConnectionString;
+    }
+
+    /// <summary>
+    /// In WAL mode SQLite's default (synchronous=NORMAL) may lose the last commits on power
+    /// loss; FULL syncs the log at every commit, so a 2xx means the change is on disk.
+    /// </summary>
+    private sealed class SqliteDurability : DbConnectionInterceptor
+    {
+        public override void ConnectionOpened(DbConnection connection, ConnectionEndEventData eventData) => Apply(connection);
+
+        public override Task ConnectionOpenedAsync(DbConnection connection, ConnectionEndEventData eventData, CancellationToken cancellationToken = default)
+        {
+            Apply(connection);
+            return Task.CompletedTask;
+        }
+
+        private static void Apply(DbConnection connection)
+        {
+            using var command = connection.CreateCommand();
+            command.CommandText = "PRAGMA synchronous=FULL;";
+            command.ExecuteNonQuery();
+        }
+    }
+}

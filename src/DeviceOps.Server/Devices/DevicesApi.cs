@@ -1,0 +1,326 @@
+using System.Globalization;
+using System.Text.Json;
+using DeviceOps.Auth;
+using DeviceOps.Data;
+using DeviceOps.History;
+using DeviceOps.Http;
+using DeviceOps.Operations;
+using DeviceOps.Organizations;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+
+namespace DeviceOps.Devices;
+
+public static class DevicesApi
+{
+    public const string Path = "/api/v1/inventory_device";
+
+    public static RouteGroupBuilder MapDevices(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup(Path).WithTags("Devices");
+        group.MapGet("/", List).RequireScope(Scopes.DevicesRead)
+            .WithSummary("List devices")
+            .WithDescription("Filters: organization (id or name), operational_status, device_type, location, assigned_user, next_maintenance_before. Ordering: id, device_id, device_name, operational_status, location, next_maintenance, last_updated, created_at.");
+        group.MapPost("/", Create).RequireScope(Scopes.DevicesWrite)
+            .Accepts<DeviceRequest>("application/json").WithSummary("Register a device");
+        group.MapGet("/{id:int}/", Get).RequireScope(Scopes.DevicesRead)
+            .WithSummary("Get one device with its latest history");
+        group.MapPut("/{id:int}/", Put).RequireScope(Scopes.DevicesWrite)
+            .Accepts<DeviceRequest>("application/json").WithSummary("Replace a device's description and state");
+        group.MapPatch("/{id:int}/", Patch).RequireScope(Scopes.DevicesWrite)
+            .Accepts<DeviceRequest>("application/json").WithSummary("Change some of a device's fields");
+        group.MapDelete("/{id:int}/", Delete).RequireScope(Scopes.DevicesWrite)
+            .WithSummary("Remove a decommissioned device (its history is kept)");
+        group.WithMetadata(new ProducesResponseTypeMetadata(401, typeof(ProblemDetails), ["application/problem+json"]));
+        group.WithMetadata(new ProducesResponseTypeMetadata(403, typeof(ProblemDetails), ["application/problem+json"]));
+        return group;
+    }
+
+    public static async Task<Results<Ok<Page<DeviceResponse>>, ValidationProblem>> List(
+        HttpContext http, DeviceOpsDb db, CancellationToken cancellationToken)
+    {
+        var list = new ListQuery(http.Request);
+        var query = Visible(db.Devices.AsNoTracking(), http.Caller());
+
+        if (list.Text("organization", 200) is { } organization)
+        {
+            query = int.TryParse(organization, NumberStyles.None, CultureInfo.InvariantCulture, out var organizationId)
+                ? query.Where(d => d.OrganizationId == organizationId)
+                : query.Where(d => d.Organization.Name == organization);
+        }
+        if (list.Choice("operational_status", DeviceStatus.All) is { } status)
+        {
+            query = query.Where(d => d.Status == status);
+        }
+        if (list.Text("device_type", 64) is { } type)
+        {
+            query = query.Where(d => d.DeviceType == type);
+        }
+        if (list.Text("location", 200) is { } location)
+        {
+            query = query.Where(d => d.Location == location);
+        }
+        if (list.Text("assigned_user") is { } user)
+        {
+            query = query.Where(d => d.AssignedUser == user);
+        }
+        if (list.Timestamp("next_maintenance_before") is { } before)
+        {
+            query = query.Where(d => d.NextMaintenance < before);
+        }
+        query = list.Order(query, Orderings, "id");
+        if (list.Errors.Any)
+        {
+            return Problems.Validation(list.Errors.ToDictionary(), "The query string has invalid parameters; see errors.");
+        }
+        return TypedResults.Ok(await list.PageAsync(query, d => d.ToResponse(null), cancellationToken));
+    }
+
+    public static async Task<Results<Ok<DeviceResponse>, NotFound<ProblemDetails>>> Get(
+        int id, HttpContext http, DeviceOpsDb db, CancellationToken cancellationToken)
+    {
+        var device = await Visible(db.Devices.AsNoTracking(), http.Caller()).FirstOrDefaultAsync(d => d.Id == id, cancellationToken);
+        if (device is null)
+        {
+            return Problems.NotFoundResult($"Device {id}");
+        }
+        return TypedResults.Ok(await RespondAsync(http, db, device, cancellationToken));
+    }
+
+    public static async Task<Results<Created<DeviceResponse>, ProblemHttpResult, ValidationProblem, Conflict<ProblemDetails>>> Create(
+        HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        var (body, problem) = await JsonBody.ReadObjectAsync(http.Request, cancellationToken);
+        if (problem is not null)
+        {
+            return TypedResults.Problem(problem);
+        }
+        var errors = new Errors();
+        var input = DeviceInput.Read(body, WriteMode.Create, errors);
+        if (errors.Any)
+        {
+            return Problems.Validation(errors.ToDictionary());
+        }
+
+        var caller = http.Caller();
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        var organization = await FindOrganizationAsync(db, caller, input.Organization.Value, cancellationToken);
+        if (organization is null)
+        {
+            return Problems.Validation("organization", "No organization has this name or id.");
+        }
+        if (await DuplicateAsync(db, input, null, cancellationToken) is { } duplicate)
+        {
+            return duplicate;
+        }
+
+        var change = OperationsApi.NewChange(http, clock, input.Justification);
+        var device = Device.Register(input.DeviceId.Value!, input.DeviceName.Value!, input.SerialNumber.Value!,
+            input.DeviceType.Value!, organization, input.Effects.OperationalStatus.Value ?? DeviceStatus.Provisioning, change);
+        (input.Effects with { OperationalStatus = default }).ApplyTo(device, change, null, mergeConfiguration: true);
+        if (change.Errors.Any)
+        {
+            return Problems.Validation(change.Errors.ToDictionary());
+        }
+
+        db.Devices.Add(device);
+        db.History.AddRange(change.Entries);
+        if (await SaveAsync(db, cancellationToken) is { } conflict)
+        {
+            return conflict;
+        }
+        await transaction.CommitAsync(cancellationToken);
+        return TypedResults.Created($"{Path}/{device.Id}/", await RespondAsync(http, db, device, cancellationToken));
+    }
+
+    public static Task<Results<Ok<DeviceResponse>, ProblemHttpResult, ValidationProblem, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> Put(
+        int id, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken) =>
+        UpdateAsync(id, WriteMode.Replace, http, db, clock, cancellationToken);
+
+    public static Task<Results<Ok<DeviceResponse>, ProblemHttpResult, ValidationProblem, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> Patch(
+        int id, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken) =>
+        UpdateAsync(id, WriteMode.Patch, http, db, clock, cancellationToken);
+
+    private static async Task<Results<Ok<DeviceResponse>, ProblemHttpResult, ValidationProblem, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> UpdateAsync(
+        int id, WriteMode mode, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        var (body, problem) = await JsonBody.ReadObjectAsync(http.Request, cancellationToken);
+        if (problem is not null)
+        {
+            return TypedResults.Problem(problem);
+        }
+        var errors = new Errors();
+        var input = DeviceInput.Read(body, mode, errors);
+        if (errors.Any)
+        {
+            return Problems.Validation(errors.ToDictionary());
+        }
+        if (mode == WriteMode.Replace)
+        {
+            input = input.AsReplacement();
+        }
+
+        var caller = http.Caller();
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        await db.LockDeviceAsync(id, cancellationToken);
+        var device = await Visible(db.Devices, caller).FirstOrDefaultAsync(d => d.Id == id, cancellationToken);
+        if (device is null)
+        {
+            return Problems.NotFoundResult($"Device {id}");
+        }
+        if (!Preconditions.IfMatchHolds(http.Request, device.ETag()))
+        {
+            return Problems.PreconditionFailedResult();
+        }
+        if (input.DeviceId is { IsSet: true, Value: { } code } && code != device.DeviceCode)
+        {
+            return Problems.Validation("device_id", "A device's inventory code cannot change once registered.");
+        }
+        Organization? organization = null;
+        if (input.Organization.IsSet)
+        {
+            organization = await FindOrganizationAsync(db, caller, input.Organization.Value, cancellationToken);
+            if (organization is null)
+            {
+                return Problems.Validation("organization", "No organization has this name or id.");
+            }
+        }
+        if (await DuplicateAsync(db, input, device.Id, cancellationToken) is { } duplicate)
+        {
+            return duplicate;
+        }
+
+        var change = OperationsApi.NewChange(http, clock, input.Justification);
+        device.Describe(input.DeviceName.Value, input.SerialNumber.Value, input.DeviceType.Value, organization, change);
+        input.Effects.ApplyTo(device, change, null, mergeConfiguration: mode == WriteMode.Patch);
+        if (change.Errors.Any)
+        {
+            return Problems.Validation(change.Errors.ToDictionary());
+        }
+        if (change.Conflict is { } refused)
+        {
+            return Transitions.ConflictResult(refused);
+        }
+
+        db.History.AddRange(change.Entries);
+        if (await SaveAsync(db, cancellationToken) is { } conflict)
+        {
+            return conflict;
+        }
+        await transaction.CommitAsync(cancellationToken);
+        return TypedResults.Ok(await RespondAsync(http, db, device, cancellationToken));
+    }
+
+    public static async Task<Results<NoContent, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> Delete(
+        int id, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        await db.LockDeviceAsync(id, cancellationToken);
+        var device = await Visible(db.Devices, http.Caller()).FirstOrDefaultAsync(d => d.Id == id, cancellationToken);
+        if (device is null)
+        {
+            return Problems.NotFoundResult($"Device {id}");
+        }
+        var change = OperationsApi.NewChange(http, clock, null);
+        if (!device.Delete(change))
+        {
+            return Problems.ConflictResult("device_not_decommissioned", "Device not decommissioned",
+                $"Only a decommissioned device can be deleted; this one is \"{device.Status}\".");
+        }
+        db.History.AddRange(change.Entries);
+        await db.SaveChangesAsync(cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return TypedResults.NoContent();
+    }
+
+    /// <summary>Finds a visible device by inventory code inside a write transaction, holding its lock.</summary>
+    internal static async Task<Device?> FindForWriteAsync(DeviceOpsDb db, Caller caller, string code, CancellationToken cancellationToken)
+    {
+        var id = await db.Devices.Where(d => d.DeviceCode == code).Select(d => (int?)d.Id).FirstOrDefaultAsync(cancellationToken);
+        if (id is null)
+        {
+            return null;
+        }
+        await db.LockDeviceAsync(id.Value, cancellationToken);
+        return await Visible(db.Devices, caller).FirstOrDefaultAsync(d => d.Id == id, cancellationToken);
+    }
+
+    /// <summary>The device's latest history entries, newest first.</summary>
+    internal static async Task<IReadOnlyList<HistoryEntryResponse>> LatestHistoryAsync(DeviceOpsDb db, Device device, CancellationToken cancellationToken)
+    {
+        var entries = await db.History.AsNoTracking()
+            .Where(h => h.DeviceId == device.Id)
+            .OrderByDescending(h => h.Id)
+            .Take(HistoryMapping.EmbeddedEntries)
+            .ToListAsync(cancellationToken);
+        return [.. entries.Select(e => e.ToResponse(device.DeviceCode))];
+    }
+
+    private static IQueryable<Device> Visible(IQueryable<Device> devices, Caller caller)
+    {
+        var query = devices.Include(d => d.Organization).Where(d => d.DeletedAt == null);
+        if (caller.Organizations is { } organizations)
+        {
+            query = query.Where(d => organizations.Contains(d.OrganizationId));
+        }
+        return query;
+    }
+
+    private static async Task<Organization?> FindOrganizationAsync(DeviceOpsDb db, Caller caller, JsonElement value, CancellationToken cancellationToken)
+    {
+        var organization = value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out var id)
+            ? await db.Organizations.FirstOrDefaultAsync(o => o.Id == id, cancellationToken)
+            : value.ValueKind == JsonValueKind.String && value.GetString() is { } name
+                ? await db.Organizations.FirstOrDefaultAsync(o => o.Name == name, cancellationToken)
+                : null;
+        // An organization outside the token's reach is as absent as one that does not exist.
+        return organization is not null && caller.CanSee(organization.Id) ? organization : null;
+    }
+
+    private static async Task<Conflict<ProblemDetails>?> DuplicateAsync(DeviceOpsDb db, DeviceInput input, int? self, CancellationToken cancellationToken)
+    {
+        if (input.DeviceId is { IsSet: true, Value: { } code } && self is null
+            && await db.Devices.AnyAsync(d => d.DeviceCode == code, cancellationToken))
+        {
+            return Problems.ConflictResult("duplicate", "Duplicate device", $"A device with device_id \"{code}\" already exists.");
+        }
+        if (input.SerialNumber is { IsSet: true, Value: { } serial }
+            && await db.Devices.AnyAsync(d => d.SerialNumber == serial && d.Id != self, cancellationToken))
+        {
+            return Problems.ConflictResult("duplicate", "Duplicate device", $"A device with serial_number \"{serial}\" already exists.");
+        }
+        return null;
+    }
+
+    /// <summary>Saves; a unique index violated by a concurrent writer is a 409, not a 500.</summary>
+    private static async Task<Conflict<ProblemDetails>?> SaveAsync(DeviceOpsDb db, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+            return null;
+        }
+        catch (DbUpdateException)
+        {
+            return Problems.ConflictResult("duplicate", "Duplicate device",
+                "Another device with this device_id or serial_number was registered at the same time.");
+        }
+    }
+
+    private static async Task<DeviceResponse> RespondAsync(HttpContext http, DeviceOpsDb db, Device device, CancellationToken cancellationToken)
+    {
+        http.Response.Headers.ETag = device.ETag();
+        return device.ToResponse(await LatestHistoryAsync(db, device, cancellationToken));
+    }
+
+    private static readonly Orderings<Device, int> Orderings = new Orderings<Device, int>(d => d.Id)
+        .By("id", d => d.Id)
+        .By("device_id", d => d.DeviceCode)
+        .By("device_name", d => d.Name)
+        .By("operational_status", d => d.Status)
+        .By("location", d => d.Location)
+        .By("next_maintenance", d => d.NextMaintenance)
+        .By("last_updated", d => d.LastUpdated)
+        .By("created_at", d => d.CreatedAt);
+}

@@ -1,0 +1,93 @@
+using DeviceOps.Auth;
+using DeviceOps.Data;
+using DeviceOps.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+
+namespace DeviceOps.History;
+
+public static class HistoryApi
+{
+    public const string Path = "/api/v1/inventory_device_log";
+
+    /// <summary>The append-only log: there is no write endpoint, by design.</summary>
+    public static RouteGroupBuilder MapHistory(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup(Path).WithTags("Operational history");
+        group.MapGet("/", List).RequireAuthorization(AuthExtensions.AnyRead)
+            .WithSummary("List history entries, newest first")
+            .WithDescription("Filters: device_id, operation_id, action, performed_by, request_id, since/until (on timestamp). Ordering: id, timestamp (default -id).");
+        group.MapGet("/{id:long}/", Get).RequireAuthorization(AuthExtensions.AnyRead)
+            .WithSummary("Get one history entry");
+        group.WithMetadata(new ProducesResponseTypeMetadata(401, typeof(ProblemDetails), ["application/problem+json"]));
+        group.WithMetadata(new ProducesResponseTypeMetadata(403, typeof(ProblemDetails), ["application/problem+json"]));
+        return group;
+    }
+
+    public static async Task<Results<Ok<Page<HistoryEntryResponse>>, ValidationProblem>> List(
+        HttpContext http, DeviceOpsDb db, CancellationToken cancellationToken)
+    {
+        var list = new ListQuery(http.Request);
+        var query = Visible(db, http.Caller());
+        if (list.Text("device_id", 64) is { } deviceCode)
+        {
+            query = query.Where(h => h.Entry.Device.DeviceCode == deviceCode);
+        }
+        if (list.OptionalInt("operation_id") is { } operationId)
+        {
+            query = query.Where(h => h.Entry.OperationId == operationId);
+        }
+        if (list.Text("action", 64) is { } action)
+        {
+            query = query.Where(h => h.Entry.Action == action);
+        }
+        if (list.Text("performed_by") is { } performedBy)
+        {
+            query = query.Where(h => h.Entry.PerformedBy == performedBy);
+        }
+        if (list.Text("request_id", 128) is { } requestId)
+        {
+            query = query.Where(h => h.Entry.RequestId == requestId);
+        }
+        if (list.Timestamp("since") is { } since)
+        {
+            query = query.Where(h => h.Entry.Timestamp >= since);
+        }
+        if (list.Timestamp("until") is { } until)
+        {
+            query = query.Where(h => h.Entry.Timestamp < until);
+        }
+        query = list.Order(query, Orderings, "-id");
+        if (list.Errors.Any)
+        {
+            return Problems.Validation(list.Errors.ToDictionary(), "The query string has invalid parameters; see errors.");
+        }
+        return TypedResults.Ok(await list.PageAsync(query, h => h.Entry.ToResponse(h.DeviceCode), cancellationToken));
+    }
+
+    public static async Task<Results<Ok<HistoryEntryResponse>, NotFound<ProblemDetails>>> Get(
+        long id, HttpContext http, DeviceOpsDb db, CancellationToken cancellationToken)
+    {
+        var row = await Visible(db, http.Caller()).FirstOrDefaultAsync(h => h.Entry.Id == id, cancellationToken);
+        return row is null
+            ? Problems.NotFoundResult($"History entry {id}")
+            : TypedResults.Ok(row.Entry.ToResponse(row.DeviceCode));
+    }
+
+    public sealed record Row(HistoryEntry Entry, string DeviceCode);
+
+    private static IQueryable<Row> Visible(DeviceOpsDb db, Caller caller)
+    {
+        var entries = db.History.AsNoTracking();
+        if (caller.Organizations is { } organizations)
+        {
+            entries = entries.Where(h => organizations.Contains(h.Device.OrganizationId));
+        }
+        return entries.Select(h => new Row(h, h.Device.DeviceCode));
+    }
+
+    private static readonly Orderings<Row, long> Orderings = new Orderings<Row, long>(h => h.Entry.Id)
+        .By("id", h => h.Entry.Id)
+        .By("timestamp", h => h.Entry.Timestamp);
+}

@@ -1,0 +1,41 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using DeviceOps.Auth;
+using DeviceOps.Devices;
+using DeviceOps.History;
+using DeviceOps.Operations;
+using DeviceOps.Organizations;
+
+namespace DeviceOps.Http;
+
+public sealed record HealthResponse(string Status);
+
+/// <summary>Source-generated serialization of every response: no reflection on the hot path.</summary>
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    Converters = [typeof(Rfc3339Converter)])]
+[JsonSerializable(typeof(OperationResponse))]
+[JsonSerializable(typeof(Page<OperationResponse>))]
+[JsonSerializable(typeof(DeviceResponse))]
+[JsonSerializable(typeof(Page<DeviceResponse>))]
+[JsonSerializable(typeof(HistoryEntryResponse))]
+[JsonSerializable(typeof(Page<HistoryEntryResponse>))]
+[JsonSerializable(typeof(OrganizationResponse))]
+[JsonSerializable(typeof(Page<OrganizationResponse>))]
+[JsonSerializable(typeof(TokenResponse))]
+[JsonSerializable(typeof(Page<TokenResponse>))]
+[JsonSerializable(typeof(HealthResponse))]
+[JsonSerializable(typeof(IReadOnlyList<string>))]
+public sealed partial class DeviceOpsJson : JsonSerializerContext
+{
+}
+
+public static class JsonSetup
+{
+    public static IServiceCollection AddDeviceOpsJson(this IServiceCollection services) =>
+        services.ConfigureHttpJsonOptions(options =>
+        {
+            options.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+            options.SerializerOptions.Converters.Add(new Rfc3339Converter());
+            options.SerializerOptions.TypeInfoResolverChain.Insert(0, DeviceOpsJson.Default);
+        });
+}

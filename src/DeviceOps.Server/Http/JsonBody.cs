@@ -1,0 +1,105 @@
+using System.Buffers;
+using System.Text.Json;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
+using Microsoft.Net.Http.Headers;
+
+namespace DeviceOps.Http;
+
+public sealed class BodyLimits
+{
+    /// <summary>Largest body of a request about one object (1 MiB by default).</summary>
+    public long MaxObjectBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>Largest body of a batch request (16 MiB by default).</summary>
+    public long MaxBatchBytes { get; set; } = 16 * 1024 * 1024;
+
+    /// <summary>Deepest nesting a body may have; our documents need three levels.</summary>
+    public int MaxDepth { get; set; } = 16;
+}
+
+/// <summary>
+/// Reads a request body as JSON ourselves instead of through parameter binding, so each
+/// failure gets its own status (415, 413, 400) and problem body, and validation can see which
+/// fields were present, absent or null.
+/// </summary>
+public static class JsonBody
+{
+    public static async Task<(JsonElement Body, ProblemDetails? Problem)> ReadObjectAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        var (body, problem) = await ReadAsync(request, batch: false, cancellationToken);
+        if (problem is null && body.ValueKind != JsonValueKind.Object)
+        {
+            problem = Problems.Create(400, Problems.ValidationFailed, "Validation failed", "The body must be a JSON object.");
+        }
+        return (body, problem);
+    }
+
+    public static async Task<(JsonElement Body, ProblemDetails? Problem)> ReadAsync(HttpRequest request, bool batch, CancellationToken cancellationToken)
+    {
+        var limits = request.HttpContext.RequestServices.GetRequiredService<IOptions<BodyLimits>>().Value;
+        var max = batch ? limits.MaxBatchBytes : limits.MaxObjectBytes;
+
+        if (!IsJson(request.ContentType))
+        {
+            return (default, Problems.Create(415, Problems.UnsupportedMediaType, "Unsupported media type",
+                "Send the body as application/json."));
+        }
+        if (request.ContentLength > max)
+        {
+            return (default, TooLarge(max));
+        }
+
+        var buffer = new ArrayBufferWriter<byte>(4096);
+        var chunk = ArrayPool<byte>.Shared.Rent(16 * 1024);
+        try
+        {
+            int read;
+            while ((read = await request.Body.ReadAsync(chunk, cancellationToken)) > 0)
+            {
+                if (buffer.WrittenCount + read > max)
+                {
+                    return (default, TooLarge(max));
+                }
+                buffer.Write(chunk.AsSpan(0, read));
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(chunk);
+        }
+
+        if (buffer.WrittenCount == 0)
+        {
+            return (default, Problems.Create(400, Problems.MalformedJson, "Malformed JSON", "The request body is empty."));
+        }
+        try
+        {
+            using var document = JsonDocument.Parse(buffer.WrittenMemory, new JsonDocumentOptions { MaxDepth = limits.MaxDepth });
+            return (document.RootElement.Clone(), null);
+        }
+        catch (JsonException ex)
+        {
+            var where = ex.LineNumber is { } line ? $" at line {line + 1}, position {ex.BytePositionInLine + 1}" : "";
+            return (default, Problems.Create(400, Problems.MalformedJson, "Malformed JSON",
+                $"The request body is not valid JSON{where}."));
+        }
+    }
+
+    private static ProblemDetails TooLarge(long max) =>
+        Problems.Create(413, Problems.PayloadTooLarge, "Payload too large", $"The request body is larger than {max} bytes.");
+
+    private static bool IsJson(string? contentType)
+    {
+        if (!MediaTypeHeaderValue.TryParse(contentType, out var media) || media.MediaType.Value is not { } type)
+        {
+            return false;
+        }
+        if (media.Charset.HasValue && !media.Charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase))
+        {
+            return false;
+        }
+        return type.Equals("application/json", StringComparison.OrdinalIgnoreCase)
+            || type.EndsWith("+json", StringComparison.OrdinalIgnoreCase);
+    }
+}

@@ -1,0 +1,88 @@
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.OpenApi;
+using Scalar.AspNetCore;
+
+namespace DeviceOps.Http;
+
+public static class OpenApiSetup
+{
+    /// <summary>The seed page's example request, shown as the example of the PUT.</summary>
+    public const string SeedRequest = """
+        {
+          "operation_type": "maintenance",
+          "operational_status": "maintenance",
+          "status": "completed",
+          "device_id": "DEV-001",
+          "operator_id": "OP-456",
+          "description": "Routine maintenance check performed",
+          "started_at": "2024-01-15T10:00:00Z",
+          "completed_at": "2024-01-15T11:30:00Z",
+          "notes": "All systems functioning normally",
+          "location": "Building A - Floor 2",
+          "assigned_user": "john.doe@company.com",
+          "maintenance_notes": "Scheduled firmware update completed",
+          "configuration": {
+            "network_profile": "production",
+            "monitoring_enabled": true,
+            "alert_level": "standard"
+          },
+          "next_maintenance": "2024-04-15T09:00:00Z"
+        }
+        """;
+
+    private const string BearerScheme = "bearer";
+
+    public static IServiceCollection AddDeviceOpsOpenApi(this IServiceCollection services) =>
+        services.AddOpenApi(options =>
+        {
+            options.AddDocumentTransformer((document, _, _) =>
+            {
+                document.Info = new OpenApiInfo
+                {
+                    Title = "DeviceOps — Inventory Device Operation API",
+                    Version = "v1",
+                    Description = "Device inventory, operations with status rules, and an append-only operational history. " +
+                        "Every /api/v1/ call takes `Authorization: Bearer <token>`; every error is an RFC 9457 problem with a stable `code`.",
+                };
+                document.Components ??= new OpenApiComponents();
+                document.Components.SecuritySchemes ??= new Dictionary<string, IOpenApiSecurityScheme>();
+                document.Components.SecuritySchemes[BearerScheme] = new OpenApiSecurityScheme
+                {
+                    Type = SecuritySchemeType.Http,
+                    Scheme = "bearer",
+                    Description = "A DeviceOps API token (made by `token create` or POST /api/v1/token/).",
+                };
+                return Task.CompletedTask;
+            });
+            options.AddOperationTransformer((operation, context, _) =>
+            {
+                var metadata = context.Description.ActionDescriptor.EndpointMetadata;
+                if (metadata.OfType<IAuthorizeData>().Any() && !metadata.OfType<IAllowAnonymous>().Any())
+                {
+                    operation.Security ??= [];
+                    operation.Security.Add(new OpenApiSecurityRequirement
+                    {
+                        [new OpenApiSecuritySchemeReference(BearerScheme, context.Document)] = [],
+                    });
+                }
+                if (context.Description.HttpMethod == "PUT"
+                    && context.Description.RelativePath?.StartsWith("api/v1/inventory_device_operation/", StringComparison.Ordinal) == true
+                    && operation.RequestBody?.Content?.TryGetValue("application/json", out var body) == true)
+                {
+                    body.Example = JsonNode.Parse(SeedRequest);
+                }
+                return Task.CompletedTask;
+            });
+        });
+
+    /// <summary>The document at /openapi/v1.json and a browsable reference at /docs.</summary>
+    public static IEndpointRouteBuilder MapDeviceOpsDocs(this IEndpointRouteBuilder app)
+    {
+        app.MapOpenApi().AllowAnonymous();
+        app.MapScalarApiReference("/docs", options => options
+            .WithTitle("DeviceOps API")
+            .WithOpenApiRoutePattern("/openapi/{documentName}.json")).AllowAnonymous();
+        return app;
+    }
+}

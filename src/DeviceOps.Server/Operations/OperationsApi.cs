@@ -1,0 +1,245 @@
+using DeviceOps.Auth;
+using DeviceOps.Data;
+using DeviceOps.Devices;
+using DeviceOps.History;
+using DeviceOps.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+
+namespace DeviceOps.Operations;
+
+public static class OperationsApi
+{
+    public const string Path = "/api/v1/inventory_device_operation";
+
+    public static RouteGroupBuilder MapOperations(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup(Path).WithTags("Device operations");
+
+        group.MapGet("/", List).RequireScope(Scopes.OperationsRead)
+            .WithSummary("List device operations")
+            .WithDescription("Filters: device_id, status, operation_type, operator_id, since/until (on created_at). Ordering: id, created_at, updated_at, started_at, completed_at, status.");
+        group.MapPost("/", Create).RequireScope(Scopes.OperationsWrite)
+            .Accepts<OperationRequest>("application/json")
+            .WithSummary("Open an operation on a device");
+        group.MapGet("/{id:int}/", Get).RequireScope(Scopes.OperationsRead)
+            .WithSummary("Get one operation with its device and latest history");
+        group.MapPut("/{id:int}/", Put).RequireScope(Scopes.OperationsWrite)
+            .Accepts<OperationRequest>("application/json")
+            .WithSummary("Update a device operation")
+            .WithDescription("Replaces the operation's own fields (device_id, operation_type and status are required) and applies the device effect fields given, in one transaction, writing one history entry per change. 404 when the operation does not exist: PUT never creates.");
+        group.MapPatch("/{id:int}/", Patch).RequireScope(Scopes.OperationsWrite)
+            .Accepts<OperationRequest>("application/json")
+            .WithSummary("Partially update a device operation");
+
+        group.WithMetadata(new ProducesResponseTypeMetadata(401, typeof(ProblemDetails), ["application/problem+json"]));
+        group.WithMetadata(new ProducesResponseTypeMetadata(403, typeof(ProblemDetails), ["application/problem+json"]));
+        return group;
+    }
+
+    public static async Task<Results<Ok<Page<OperationResponse>>, ValidationProblem>> List(
+        HttpContext http, DeviceOpsDb db, CancellationToken cancellationToken)
+    {
+        var list = new ListQuery(http.Request);
+        var caller = http.Caller();
+        var query = Visible(db.Operations.AsNoTracking(), caller);
+
+        if (list.Text("device_id", 64) is { } deviceCode)
+        {
+            query = query.Where(o => o.Device.DeviceCode == deviceCode);
+        }
+        if (list.Choice("status", OperationStatus.All) is { } status)
+        {
+            query = query.Where(o => o.Status == status);
+        }
+        if (list.Text("operation_type", 64) is { } type)
+        {
+            query = query.Where(o => o.OperationType == type);
+        }
+        if (list.Text("operator_id", 64) is { } operatorId)
+        {
+            query = query.Where(o => o.OperatorId == operatorId);
+        }
+        if (list.Timestamp("since") is { } since)
+        {
+            query = query.Where(o => o.CreatedAt >= since);
+        }
+        if (list.Timestamp("until") is { } until)
+        {
+            query = query.Where(o => o.CreatedAt < until);
+        }
+        query = list.Order(query, Orderings, "id");
+        if (list.Errors.Any)
+        {
+            return Problems.Validation(list.Errors.ToDictionary(), "The query string has invalid parameters; see errors.");
+        }
+        return TypedResults.Ok(await list.PageAsync(query, o => o.ToResponse(null), cancellationToken));
+    }
+
+    public static async Task<Results<Ok<OperationResponse>, NotFound<ProblemDetails>>> Get(
+        int id, HttpContext http, DeviceOpsDb db, CancellationToken cancellationToken)
+    {
+        var operation = await Visible(db.Operations.AsNoTracking(), http.Caller()).FirstOrDefaultAsync(o => o.Id == id, cancellationToken);
+        if (operation is null)
+        {
+            return Problems.NotFoundResult($"Operation {id}");
+        }
+        return TypedResults.Ok(await RespondAsync(http, db, operation, cancellationToken));
+    }
+
+    public static async Task<Results<Created<OperationResponse>, ProblemHttpResult, ValidationProblem, Conflict<ProblemDetails>>> Create(
+        HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        var (body, problem) = await JsonBody.ReadObjectAsync(http.Request, cancellationToken);
+        if (problem is not null)
+        {
+            return TypedResults.Problem(problem);
+        }
+        var errors = new Errors();
+        var input = OperationInput.Read(body, WriteMode.Create, errors);
+        if (errors.Any)
+        {
+            return Problems.Validation(errors.ToDictionary());
+        }
+
+        var caller = http.Caller();
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        var device = await DevicesApi.FindForWriteAsync(db, caller, input.DeviceId.Value!, cancellationToken);
+        if (device is null)
+        {
+            return Problems.Validation("device_id", $"No device has the id \"{input.DeviceId.Value}\".");
+        }
+
+        var change = NewChange(http, clock, input.Justification);
+        var operation = DeviceOperation.Open(device, input.OperationType.Value!, input.Status.Value ?? OperationStatus.Pending, change);
+        operation.Describe(default, input.OperatorId, input.Description, input.Notes, input.StartedAt, input.CompletedAt, change);
+        operation.Stamp(change);
+        input.Effects.ApplyTo(device, change, operation, mergeConfiguration: true);
+        operation.Validate(change);
+        if (change.Errors.Any)
+        {
+            return Problems.Validation(change.Errors.ToDictionary());
+        }
+        if (change.Conflict is { } conflict)
+        {
+            return Transitions.ConflictResult(conflict);
+        }
+
+        db.Operations.Add(operation);
+        db.History.AddRange(change.Entries);
+        await db.SaveChangesAsync(cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+
+        var response = await RespondAsync(http, db, operation, cancellationToken);
+        return TypedResults.Created($"{Path}/{operation.Id}/", response);
+    }
+
+    public static Task<Results<Ok<OperationResponse>, ProblemHttpResult, ValidationProblem, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> Put(
+        int id, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken) =>
+        UpdateAsync(id, WriteMode.Replace, http, db, clock, cancellationToken);
+
+    public static Task<Results<Ok<OperationResponse>, ProblemHttpResult, ValidationProblem, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> Patch(
+        int id, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken) =>
+        UpdateAsync(id, WriteMode.Patch, http, db, clock, cancellationToken);
+
+    private static async Task<Results<Ok<OperationResponse>, ProblemHttpResult, ValidationProblem, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> UpdateAsync(
+        int id, WriteMode mode, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        var (body, problem) = await JsonBody.ReadObjectAsync(http.Request, cancellationToken);
+        if (problem is not null)
+        {
+            return TypedResults.Problem(problem);
+        }
+        var errors = new Errors();
+        var input = OperationInput.Read(body, mode, errors);
+        if (errors.Any)
+        {
+            return Problems.Validation(errors.ToDictionary());
+        }
+        if (mode == WriteMode.Replace)
+        {
+            input = input.AsReplacement();
+        }
+
+        var caller = http.Caller();
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        // Lock the device before reading the operation: every write of an operation or its
+        // device takes this lock first, so concurrent requests apply one after the other.
+        var deviceId = await db.Operations.Where(o => o.Id == id).Select(o => (int?)o.DeviceId).FirstOrDefaultAsync(cancellationToken);
+        if (deviceId is not null)
+        {
+            await db.LockDeviceAsync(deviceId.Value, cancellationToken);
+        }
+        var operation = deviceId is null ? null
+            : await Visible(db.Operations, caller).FirstOrDefaultAsync(o => o.Id == id, cancellationToken);
+        if (operation is null)
+        {
+            return Problems.NotFoundResult($"Operation {id}");
+        }
+        if (!Preconditions.IfMatchHolds(http.Request, operation.ETag()))
+        {
+            return Problems.PreconditionFailedResult();
+        }
+        if (input.DeviceId is { IsSet: true, Value: { } code } && code != operation.Device.DeviceCode)
+        {
+            return Problems.Validation("device_id",
+                $"An operation never moves to another device; this one belongs to \"{operation.Device.DeviceCode}\".");
+        }
+
+        var change = NewChange(http, clock, input.Justification);
+        operation.Describe(input.OperationType, input.OperatorId, input.Description, input.Notes, input.StartedAt, input.CompletedAt, change);
+        if (input.Status is { IsSet: true, Value: { } status })
+        {
+            operation.ChangeStatus(status, change);
+        }
+        input.Effects.ApplyTo(operation.Device, change, operation, mergeConfiguration: true);
+        operation.Validate(change);
+        if (change.Errors.Any)
+        {
+            return Problems.Validation(change.Errors.ToDictionary());
+        }
+        if (change.Conflict is { } conflict)
+        {
+            return Transitions.ConflictResult(conflict);
+        }
+
+        db.History.AddRange(change.Entries);
+        await db.SaveChangesAsync(cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return TypedResults.Ok(await RespondAsync(http, db, operation, cancellationToken));
+    }
+
+    /// <summary>A request's change context: the caller, one clock reading, the request id, and whether it may override.</summary>
+    internal static ChangeContext NewChange(HttpContext http, TimeProvider clock, string? justification)
+    {
+        var caller = http.Caller();
+        return new ChangeContext(caller.Email, Rfc3339.Now(clock), http.TraceIdentifier, justification,
+            caller.Has(Scopes.OperationsOverride));
+    }
+
+    private static IQueryable<DeviceOperation> Visible(IQueryable<DeviceOperation> operations, Caller caller)
+    {
+        var query = operations.Include(o => o.Device).ThenInclude(d => d.Organization).Where(o => o.Device.DeletedAt == null);
+        if (caller.Organizations is { } organizations)
+        {
+            query = query.Where(o => organizations.Contains(o.Device.OrganizationId));
+        }
+        return query;
+    }
+
+    private static async Task<OperationResponse> RespondAsync(HttpContext http, DeviceOpsDb db, DeviceOperation operation, CancellationToken cancellationToken)
+    {
+        http.Response.Headers.ETag = operation.ETag();
+        var history = await DevicesApi.LatestHistoryAsync(db, operation.Device, cancellationToken);
+        return operation.ToResponse(history);
+    }
+
+    private static readonly Orderings<DeviceOperation, int> Orderings = new Orderings<DeviceOperation, int>(o => o.Id)
+        .By("id", o => o.Id)
+        .By("created_at", o => o.CreatedAt)
+        .By("updated_at", o => o.UpdatedAt)
+        .By("started_at", o => o.StartedAt)
+        .By("completed_at", o => o.CompletedAt)
+        .By("status", o => o.Status);
+}

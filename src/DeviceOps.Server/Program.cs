@@ -1,0 +1,46 @@
+using DeviceOps.Auth;
+using DeviceOps.Data;
+using DeviceOps.Demo;
+using DeviceOps.Devices;
+using DeviceOps.History;
+using DeviceOps.Http;
+using DeviceOps.Operations;
+using DeviceOps.Organizations;
+
+var demo = args.Contains("--demo");
+var tokenCommand = args.FirstOrDefault() == "token";
+var builder = WebApplication.CreateBuilder(tokenCommand ? [] : [.. args.Where(a => a != "--demo")]);
+
+builder.AddDeviceOpsStore();
+builder.UseDeviceOpsDefaults();
+builder.Services.AddDeviceOpsProblemDetails();
+builder.Services.AddDeviceOpsAuth();
+builder.Services.AddDeviceOpsJson();
+builder.Services.AddDeviceOpsOpenApi();
+
+var app = builder.Build();
+
+app.UseRequestId();
+app.UseDeviceOpsProblemDetails();
+app.UseAuthentication();
+app.UseAuthorization();
+
+app.MapHealth();
+app.MapDeviceOpsDocs();
+app.MapOrganizations();
+app.MapDevices();
+app.MapOperations();
+app.MapHistory();
+app.MapTokens();
+
+await app.Services.MigrateDeviceOpsStoreAsync();
+if (tokenCommand)
+{
+    return await TokenCommand.RunAsync(app.Services, args, Console.Out, Console.Error);
+}
+await app.PrepareDeviceOpsAsync(demo);
+await app.RunAsync();
+return 0;
+
+/// <summary>The entry point; public so tests can host it with WebApplicationFactory.</summary>
+public partial class Program;
