@@ -1,15 +1,17 @@
 using DeviceOps.Auth;
 using DeviceOps.Data;
-using DeviceOps.Demo;
 using DeviceOps.Devices;
 using DeviceOps.History;
 using DeviceOps.Http;
 using DeviceOps.Operations;
 using DeviceOps.Organizations;
 
-var demo = args.Contains("--demo");
 var tokenCommand = args.FirstOrDefault() == "token";
 var builder = WebApplication.CreateBuilder(tokenCommand ? [] : [.. args.Where(a => a != "--demo")]);
+if (args.Contains("--demo"))
+{
+    builder.Configuration[HostSetup.DemoSetting] = "true";
+}
 
 builder.AddDeviceOpsStore();
 builder.UseDeviceOpsDefaults();
@@ -33,12 +35,11 @@ app.MapOperations();
 app.MapHistory();
 app.MapTokens();
 
-await app.Services.MigrateDeviceOpsStoreAsync();
 if (tokenCommand)
 {
+    await app.Services.MigrateDeviceOpsStoreAsync();
     return await TokenCommand.RunAsync(app.Services, args, Console.Out, Console.Error);
 }
-await app.PrepareDeviceOpsAsync(demo);
 await app.RunAsync();
 return 0;
 

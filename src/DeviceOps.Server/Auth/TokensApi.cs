@@ -224,7 +224,12 @@ public static class TokenIssuer
             }
             return;
         }
-        await IssueAsync(db, "admin@localhost", [Scopes.Admin], [], null, null, "bootstrap (DEVICEOPS_BOOTSTRAP_TOKEN)",
+        var issued = await IssueAsync(db, "admin@localhost", [Scopes.Admin], [], null, null, "bootstrap (DEVICEOPS_BOOTSTRAP_TOKEN)",
             "admin@localhost", now, cancellationToken, secret);
+        if (issued.Errors.Any)
+        {
+            throw new InvalidOperationException("The bootstrap token could not be made: " +
+                string.Join("; ", issued.Errors.ToDictionary().Select(e => $"{e.Key}: {string.Join(" ", e.Value)}")));
+        }
     }
 }

@@ -32,44 +32,44 @@ public static class HistoryApi
         var query = Visible(db, http.Caller());
         if (list.Text("device_id", 64) is { } deviceCode)
         {
-            query = query.Where(h => h.Entry.Device.DeviceCode == deviceCode);
+            query = query.Where(h => h.Device.DeviceCode == deviceCode);
         }
         if (list.OptionalInt("operation_id") is { } operationId)
         {
-            query = query.Where(h => h.Entry.OperationId == operationId);
+            query = query.Where(h => h.OperationId == operationId);
         }
         if (list.Text("action", 64) is { } action)
         {
-            query = query.Where(h => h.Entry.Action == action);
+            query = query.Where(h => h.Action == action);
         }
         if (list.Text("performed_by") is { } performedBy)
         {
-            query = query.Where(h => h.Entry.PerformedBy == performedBy);
+            query = query.Where(h => h.PerformedBy == performedBy);
         }
         if (list.Text("request_id", 128) is { } requestId)
         {
-            query = query.Where(h => h.Entry.RequestId == requestId);
+            query = query.Where(h => h.RequestId == requestId);
         }
         if (list.Timestamp("since") is { } since)
         {
-            query = query.Where(h => h.Entry.Timestamp >= since);
+            query = query.Where(h => h.Timestamp >= since);
         }
         if (list.Timestamp("until") is { } until)
         {
-            query = query.Where(h => h.Entry.Timestamp < until);
+            query = query.Where(h => h.Timestamp < until);
         }
         query = list.Order(query, Orderings, "-id");
         if (list.Errors.Any)
         {
             return Problems.Validation(list.Errors.ToDictionary(), "The query string has invalid parameters; see errors.");
         }
-        return TypedResults.Ok(await list.PageAsync(query, h => h.Entry.ToResponse(h.DeviceCode), cancellationToken));
+        return TypedResults.Ok(await list.PageAsync(WithDeviceCode(query), h => h.Entry.ToResponse(h.DeviceCode), cancellationToken));
     }
 
     public static async Task<Results<Ok<HistoryEntryResponse>, NotFound<ProblemDetails>>> Get(
         long id, HttpContext http, DeviceOpsDb db, CancellationToken cancellationToken)
     {
-        var row = await Visible(db, http.Caller()).FirstOrDefaultAsync(h => h.Entry.Id == id, cancellationToken);
+        var row = await WithDeviceCode(Visible(db, http.Caller()).Where(h => h.Id == id)).FirstOrDefaultAsync(cancellationToken);
         return row is null
             ? Problems.NotFoundResult($"History entry {id}")
             : TypedResults.Ok(row.Entry.ToResponse(row.DeviceCode));
@@ -77,17 +77,20 @@ public static class HistoryApi
 
     public sealed record Row(HistoryEntry Entry, string DeviceCode);
 
-    private static IQueryable<Row> Visible(DeviceOpsDb db, Caller caller)
+    private static IQueryable<HistoryEntry> Visible(DeviceOpsDb db, Caller caller)
     {
         var entries = db.History.AsNoTracking();
         if (caller.Organizations is { } organizations)
         {
             entries = entries.Where(h => organizations.Contains(h.Device.OrganizationId));
         }
-        return entries.Select(h => new Row(h, h.Device.DeviceCode));
+        return entries;
     }
 
-    private static readonly Orderings<Row, long> Orderings = new Orderings<Row, long>(h => h.Entry.Id)
-        .By("id", h => h.Entry.Id)
-        .By("timestamp", h => h.Entry.Timestamp);
+    private static IQueryable<Row> WithDeviceCode(IQueryable<HistoryEntry> entries) =>
+        entries.Select(h => new Row(h, h.Device.DeviceCode));
+
+    private static readonly Orderings<HistoryEntry, long> Orderings = new Orderings<HistoryEntry, long>(h => h.Id)
+        .By("id", h => h.Id)
+        .By("timestamp", h => h.Timestamp);
 }

@@ -20,23 +20,53 @@ public static class HostSetup
         builder.Services.Configure<BodyLimits>(builder.Configuration.GetSection("DeviceOps:Limits"));
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Logging.AddFilter("Microsoft.EntityFrameworkCore.Database.Command", LogLevel.Warning);
+        builder.Services.AddHostedService<StoreInitializer>();
         return builder;
     }
 
-    /// <summary>Ensures the bootstrap token and, with <c>--demo</c> or on a first run in Development, the demo world.</summary>
-    public static async Task PrepareDeviceOpsAsync(this WebApplication app, bool demo)
+    /// <summary>
+    /// Migrates the store, ensures the bootstrap token and, with <c>--demo</c> or on a first run
+    /// in Development, the demo world — in <c>StartingAsync</c>, before the server takes its
+    /// first request, whoever hosts the app.
+    /// </summary>
+    private sealed class StoreInitializer(IServiceProvider services, IConfiguration configuration, IHostEnvironment environment,
+        ILogger<StoreInitializer> logger) : IHostedLifecycleService
     {
-        await using var scope = app.Services.CreateAsyncScope();
-        var db = scope.ServiceProvider.GetRequiredService<DeviceOpsDb>();
-        var clock = scope.ServiceProvider.GetRequiredService<TimeProvider>();
-        if (app.Configuration[BootstrapTokenSetting] is { Length: > 0 } secret)
+        public async Task StartingAsync(CancellationToken cancellationToken)
         {
-            await TokenIssuer.EnsureBootstrapAsync(db, secret, Rfc3339.Now(clock), app.Logger, CancellationToken.None);
+            await services.MigrateDeviceOpsStoreAsync(cancellationToken);
+            await using var scope = services.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<DeviceOpsDb>();
+            var clock = scope.ServiceProvider.GetRequiredService<TimeProvider>();
+            if (configuration[BootstrapTokenSetting] is { Length: > 0 } secret)
+            {
+                await TokenIssuer.EnsureBootstrapAsync(db, secret, Rfc3339.Now(clock), logger, cancellationToken);
+            }
+            var demo = string.Equals(configuration[DemoSetting], "true", StringComparison.OrdinalIgnoreCase);
+            if (demo || (environment.IsDevelopment() && !await db.Devices.AnyAsync(cancellationToken)))
+            {
+                var (operationId, token) = await DemoData.EnsureAsync(db, clock, cancellationToken);
+                PrintDemo(configuration, operationId, token);
+            }
         }
-        if (demo || (app.Environment.IsDevelopment() && !await db.Devices.AnyAsync()))
+
+        public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+
+    public const string DemoSetting = "DeviceOps:Demo";
+
+    private static void PrintDemo(IConfiguration configuration, int operationId, string token)
+    {
         {
-            var (operationId, token) = await DemoData.EnsureAsync(db, clock, CancellationToken.None);
-            var url = (app.Configuration["urls"] ?? DefaultUrl).Split(';')[0].TrimEnd('/');
+            var url = (configuration["urls"] ?? DefaultUrl).Split(';')[0].TrimEnd('/');
             Console.WriteLine($"""
 
                 DeviceOps demo data is ready: device DEV-001 with open operation {operationId}.

@@ -1,0 +1,125 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
+using Npgsql;
+
+namespace DeviceOps.Tests.Infrastructure;
+
+/// <summary>
+/// The server in-process, through the real HTTP pipeline, on a store of its own: a temporary
+/// SQLite file, or — when DEVICEOPS_TEST_POSTGRES names a PostgreSQL server — a fresh database
+/// on it. Authentication is real: the bootstrap admin token makes the tokens tests use.
+/// </summary>
+public class DeviceOpsFactory : WebApplicationFactory<Program>, IAsyncLifetime
+{
+    public const string BootstrapSecret = "test-bootstrap-secret-0123456789abcdef";
+    public const string PostgresSetting = "DEVICEOPS_TEST_POSTGRES";
+
+    private readonly string _folder = Directory.CreateTempSubdirectory("deviceops-test-").FullName;
+    private string? _postgresDatabase;
+
+    public FakeTimeProvider Clock { get; } = new(new DateTimeOffset(2026, 3, 1, 12, 0, 0, TimeSpan.Zero));
+
+    public string ConnectionString { get; private set; } = "";
+
+    public static bool OnPostgres => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(PostgresSetting));
+
+    public virtual async Task InitializeAsync()
+    {
+        if (Environment.GetEnvironmentVariable(PostgresSetting) is { Length: > 0 } server)
+        {
+            _postgresDatabase = $"deviceops_test_{Guid.NewGuid():N}";
+            await using var connection = new NpgsqlConnection(server);
+            await connection.OpenAsync();
+            await using var command = new NpgsqlCommand($"CREATE DATABASE {_postgresDatabase}", connection);
+            await command.ExecuteNonQueryAsync();
+            ConnectionString = new NpgsqlConnectionStringBuilder(server) { Database = _postgresDatabase }.ConnectionString;
+        }
+        else
+        {
+            ConnectionString = $"Data Source={Path.Combine(_folder, "deviceops.db")}";
+        }
+        // Start the host now, so migrations run before the first test.
+        _ = Server;
+    }
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseEnvironment("Testing");
+        builder.UseSetting("DEVICEOPS_DATABASE", ConnectionString);
+        builder.UseSetting("DEVICEOPS_BOOTSTRAP_TOKEN", BootstrapSecret);
+        builder.ConfigureTestServices(services => services.AddSingleton<TimeProvider>(Clock));
+    }
+
+    /// <summary>A client authenticated with the bootstrap admin token.</summary>
+    public HttpClient Admin() => WithToken(BootstrapSecret);
+
+    public HttpClient Anonymous() => CreateClient();
+
+    public HttpClient WithToken(string secret)
+    {
+        var client = CreateClient();
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", secret);
+        return client;
+    }
+
+    /// <summary>Makes a real token through the API and returns a client that sends it.</summary>
+    public async Task<HttpClient> ClientAsync(string user, string[] scopes, string[]? organizations = null, DateTimeOffset? expiresAt = null)
+    {
+        var secret = await TokenAsync(user, scopes, organizations, expiresAt);
+        return WithToken(secret);
+    }
+
+    public async Task<string> TokenAsync(string user, string[] scopes, string[]? organizations = null, DateTimeOffset? expiresAt = null)
+    {
+        var body = new JsonObject
+        {
+            ["user"] = user,
+            ["scopes"] = new JsonArray([.. scopes.Select(s => JsonValue.Create(s))]),
+        };
+        if (organizations is not null)
+        {
+            body["organizations"] = new JsonArray([.. organizations.Select(s => JsonValue.Create(s))]);
+        }
+        if (expiresAt is { } expiry)
+        {
+            body["expires_at"] = expiry.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
+        }
+        using var admin = Admin();
+        var response = await admin.PostAsJsonAsync("/api/v1/token/", body);
+        response.EnsureSuccessStatusCode();
+        var created = await response.Content.ReadFromJsonAsync<JsonObject>();
+        return created!["token"]!.GetValue<string>();
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        SqliteConnection.ClearAllPools();
+        if (_postgresDatabase is not null)
+        {
+            NpgsqlConnection.ClearAllPools();
+            await using var connection = new NpgsqlConnection(Environment.GetEnvironmentVariable(PostgresSetting));
+            await connection.OpenAsync();
+            await using var command = new NpgsqlCommand($"DROP DATABASE IF EXISTS {_postgresDatabase} WITH (FORCE)", connection);
+            await command.ExecuteNonQueryAsync();
+        }
+        try
+        {
+            Directory.Delete(_folder, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A file still open by a finalising connection; the temp folder is cleaned by the OS.
+        }
+        GC.SuppressFinalize(this);
+    }
+
+    async Task IAsyncLifetime.DisposeAsync() => await DisposeAsync();
+}
