@@ -51,7 +51,7 @@ public static class TokensApi
         return group;
     }
 
-    public static async Task<Results<Ok<Page<TokenResponse>>, ValidationProblem>> List(
+    public static async Task<Results<Ok<Page<TokenResponse>>, ValidationFailed>> List(
         HttpContext http, DeviceOpsDb db, CancellationToken cancellationToken)
     {
         var list = new ListQuery(http.Request);
@@ -68,13 +68,13 @@ public static class TokensApi
         return TypedResults.Ok(await list.PageAsync(query, t => t.ToResponse(names, null), cancellationToken));
     }
 
-    public static async Task<Results<Created<TokenResponse>, ProblemHttpResult, ValidationProblem>> Create(
+    public static async Task<Results<Created<TokenResponse>, BodyProblem, ValidationFailed>> Create(
         HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
     {
         var (body, problem) = await JsonBody.ReadObjectAsync(http.Request, cancellationToken);
         if (problem is not null)
         {
-            return TypedResults.Problem(problem);
+            return new BodyProblem(problem);
         }
         var errors = new Errors();
         var fields = new FieldReader(body, Writable, ReadOnly, errors);
@@ -98,7 +98,7 @@ public static class TokensApi
         return TypedResults.Created($"{Path}/{result.Token!.Id}/", result.Response);
     }
 
-    public static async Task<Results<NoContent, NotFound<ProblemDetails>>> Revoke(
+    public static async Task<Results<NoContent, NotFoundProblem>> Revoke(
         int id, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
     {
         var token = await db.Tokens.FirstOrDefaultAsync(t => t.Id == id, cancellationToken);

@@ -37,7 +37,7 @@ public static class DevicesApi
         return group;
     }
 
-    public static async Task<Results<Ok<Page<DeviceResponse>>, ValidationProblem>> List(
+    public static async Task<Results<Ok<Page<DeviceResponse>>, ValidationFailed>> List(
         HttpContext http, DeviceOpsDb db, CancellationToken cancellationToken)
     {
         var list = new ListQuery(http.Request);
@@ -77,7 +77,7 @@ public static class DevicesApi
         return TypedResults.Ok(await list.PageAsync(query, d => d.ToResponse(null), cancellationToken));
     }
 
-    public static async Task<Results<Ok<DeviceResponse>, NotFound<ProblemDetails>>> Get(
+    public static async Task<Results<Ok<DeviceResponse>, NotFoundProblem>> Get(
         int id, HttpContext http, DeviceOpsDb db, CancellationToken cancellationToken)
     {
         var device = await Visible(db.Devices.AsNoTracking(), http.Caller()).FirstOrDefaultAsync(d => d.Id == id, cancellationToken);
@@ -88,13 +88,13 @@ public static class DevicesApi
         return TypedResults.Ok(await RespondAsync(http, db, device, cancellationToken));
     }
 
-    public static async Task<Results<Created<DeviceResponse>, ProblemHttpResult, ValidationProblem, Conflict<ProblemDetails>>> Create(
+    public static async Task<Results<Created<DeviceResponse>, BodyProblem, ValidationFailed, ConflictProblem>> Create(
         HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
     {
         var (body, problem) = await JsonBody.ReadObjectAsync(http.Request, cancellationToken);
         if (problem is not null)
         {
-            return TypedResults.Problem(problem);
+            return new BodyProblem(problem);
         }
         var errors = new Errors();
         var input = DeviceInput.Read(body, WriteMode.Create, errors);
@@ -134,21 +134,21 @@ public static class DevicesApi
         return TypedResults.Created($"{Path}/{device.Id}/", await RespondAsync(http, db, device, cancellationToken));
     }
 
-    public static Task<Results<Ok<DeviceResponse>, ProblemHttpResult, ValidationProblem, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> Put(
+    public static Task<Results<Ok<DeviceResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>> Put(
         int id, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken) =>
         UpdateAsync(id, WriteMode.Replace, http, db, clock, cancellationToken);
 
-    public static Task<Results<Ok<DeviceResponse>, ProblemHttpResult, ValidationProblem, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> Patch(
+    public static Task<Results<Ok<DeviceResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>> Patch(
         int id, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken) =>
         UpdateAsync(id, WriteMode.Patch, http, db, clock, cancellationToken);
 
-    private static async Task<Results<Ok<DeviceResponse>, ProblemHttpResult, ValidationProblem, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> UpdateAsync(
+    private static async Task<Results<Ok<DeviceResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>> UpdateAsync(
         int id, WriteMode mode, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
     {
         var (body, problem) = await JsonBody.ReadObjectAsync(http.Request, cancellationToken);
         if (problem is not null)
         {
-            return TypedResults.Problem(problem);
+            return new BodyProblem(problem);
         }
         var errors = new Errors();
         var input = DeviceInput.Read(body, mode, errors);
@@ -212,7 +212,7 @@ public static class DevicesApi
         return TypedResults.Ok(await RespondAsync(http, db, device, cancellationToken));
     }
 
-    public static async Task<Results<NoContent, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> Delete(
+    public static async Task<Results<NoContent, NotFoundProblem, ConflictProblem>> Delete(
         int id, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
     {
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
@@ -278,7 +278,7 @@ public static class DevicesApi
         return organization is not null && caller.CanSee(organization.Id) ? organization : null;
     }
 
-    private static async Task<Conflict<ProblemDetails>?> DuplicateAsync(DeviceOpsDb db, DeviceInput input, int? self, CancellationToken cancellationToken)
+    private static async Task<ConflictProblem?> DuplicateAsync(DeviceOpsDb db, DeviceInput input, int? self, CancellationToken cancellationToken)
     {
         if (input.DeviceId is { IsSet: true, Value: { } code } && self is null
             && await db.Devices.AnyAsync(d => d.DeviceCode == code, cancellationToken))
@@ -294,7 +294,7 @@ public static class DevicesApi
     }
 
     /// <summary>Saves; a unique index violated by a concurrent writer is a 409, not a 500.</summary>
-    private static async Task<Conflict<ProblemDetails>?> SaveAsync(DeviceOpsDb db, CancellationToken cancellationToken)
+    private static async Task<ConflictProblem?> SaveAsync(DeviceOpsDb db, CancellationToken cancellationToken)
     {
         try
         {

@@ -25,7 +25,7 @@ public static class HistoryApi
         return group;
     }
 
-    public static async Task<Results<Ok<Page<HistoryEntryResponse>>, ValidationProblem>> List(
+    public static async Task<Results<Ok<Page<HistoryEntryResponse>>, ValidationFailed>> List(
         HttpContext http, DeviceOpsDb db, CancellationToken cancellationToken)
     {
         var list = new ListQuery(http.Request);
@@ -66,7 +66,7 @@ public static class HistoryApi
         return TypedResults.Ok(await list.PageAsync(WithDeviceCode(query), h => h.Entry.ToResponse(h.DeviceCode), cancellationToken));
     }
 
-    public static async Task<Results<Ok<HistoryEntryResponse>, NotFound<ProblemDetails>>> Get(
+    public static async Task<Results<Ok<HistoryEntryResponse>, NotFoundProblem>> Get(
         long id, HttpContext http, DeviceOpsDb db, CancellationToken cancellationToken)
     {
         var row = await WithDeviceCode(Visible(db, http.Caller()).Where(h => h.Id == id)).FirstOrDefaultAsync(cancellationToken);

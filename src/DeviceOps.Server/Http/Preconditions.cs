@@ -38,7 +38,7 @@ public static class Transitions
     /// The 409 of a refused transition: what was asked, the statuses that would be allowed, and
     /// how to override with a justification.
     /// </summary>
-    public static Conflict<ProblemDetails> ConflictResult(TransitionConflict conflict)
+    public static ConflictProblem ConflictResult(TransitionConflict conflict)
     {
         var allowed = conflict.Allowed.Count == 0 ? "none: it is final" : string.Join(", ", conflict.Allowed);
         var problem = Problems.Create(409, Problems.InvalidTransition, "Invalid status transition",
@@ -48,6 +48,6 @@ public static class Transitions
         problem.Extensions["from"] = conflict.From;
         problem.Extensions["to"] = conflict.To;
         problem.Extensions["allowed_next_states"] = conflict.Allowed;
-        return TypedResults.Conflict(problem);
+        return new ConflictProblem(problem);
     }
 }

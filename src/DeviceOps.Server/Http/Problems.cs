@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 
 namespace DeviceOps.Http;
@@ -26,23 +25,29 @@ public static class Problems
         return problem;
     }
 
-    public static NotFound<ProblemDetails> NotFoundResult(string what) =>
-        TypedResults.NotFound(Create(StatusCodes.Status404NotFound, NotFound, "Not found", $"{what} does not exist."));
+    public static NotFoundProblem NotFoundResult(string what) =>
+        new(Create(StatusCodes.Status404NotFound, NotFound, "Not found", $"{what} does not exist."));
 
-    public static ValidationProblem Validation(IDictionary<string, string[]> errors, string? detail = null) =>
-        TypedResults.ValidationProblem(errors,
-            detail: detail ?? "The request has invalid fields; see errors.",
-            title: "Validation failed",
-            extensions: new Dictionary<string, object?> { ["code"] = ValidationFailed });
+    public static ValidationFailed Validation(IDictionary<string, string[]> errors, string? detail = null)
+    {
+        var problem = new HttpValidationProblemDetails(errors)
+        {
+            Status = StatusCodes.Status400BadRequest,
+            Title = "Validation failed",
+            Detail = detail ?? "The request has invalid fields; see errors.",
+        };
+        problem.Extensions["code"] = ValidationFailed;
+        return new(problem);
+    }
 
-    public static ValidationProblem Validation(string field, string message) =>
+    public static ValidationFailed Validation(string field, string message) =>
         Validation(new Dictionary<string, string[]> { [field] = [message] });
 
-    public static Conflict<ProblemDetails> ConflictResult(string code, string title, string detail) =>
-        TypedResults.Conflict(Create(StatusCodes.Status409Conflict, code, title, detail));
+    public static ConflictProblem ConflictResult(string code, string title, string detail) =>
+        new(Create(StatusCodes.Status409Conflict, code, title, detail));
 
-    public static ProblemHttpResult PreconditionFailedResult() =>
-        TypedResults.Problem(Create(StatusCodes.Status412PreconditionFailed, PreconditionFailed, "Precondition failed",
+    public static PreconditionFailedProblem PreconditionFailedResult() =>
+        new(Create(StatusCodes.Status412PreconditionFailed, PreconditionFailed, "Precondition failed",
             "The resource has changed since the ETag given in If-Match; fetch it again and retry."));
 
     public static string DefaultCode(int status) => status switch

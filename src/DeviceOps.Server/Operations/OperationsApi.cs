@@ -38,7 +38,7 @@ public static class OperationsApi
         return group;
     }
 
-    public static async Task<Results<Ok<Page<OperationResponse>>, ValidationProblem>> List(
+    public static async Task<Results<Ok<Page<OperationResponse>>, ValidationFailed>> List(
         HttpContext http, DeviceOpsDb db, CancellationToken cancellationToken)
     {
         var list = new ListQuery(http.Request);
@@ -77,7 +77,7 @@ public static class OperationsApi
         return TypedResults.Ok(await list.PageAsync(query, o => o.ToResponse(null), cancellationToken));
     }
 
-    public static async Task<Results<Ok<OperationResponse>, NotFound<ProblemDetails>>> Get(
+    public static async Task<Results<Ok<OperationResponse>, NotFoundProblem>> Get(
         int id, HttpContext http, DeviceOpsDb db, CancellationToken cancellationToken)
     {
         var operation = await Visible(db.Operations.AsNoTracking(), http.Caller()).FirstOrDefaultAsync(o => o.Id == id, cancellationToken);
@@ -88,13 +88,13 @@ public static class OperationsApi
         return TypedResults.Ok(await RespondAsync(http, db, operation, cancellationToken));
     }
 
-    public static async Task<Results<Created<OperationResponse>, ProblemHttpResult, ValidationProblem, Conflict<ProblemDetails>>> Create(
+    public static async Task<Results<Created<OperationResponse>, BodyProblem, ValidationFailed, ConflictProblem>> Create(
         HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
     {
         var (body, problem) = await JsonBody.ReadObjectAsync(http.Request, cancellationToken);
         if (problem is not null)
         {
-            return TypedResults.Problem(problem);
+            return new BodyProblem(problem);
         }
         var errors = new Errors();
         var input = OperationInput.Read(body, WriteMode.Create, errors);
@@ -135,21 +135,21 @@ public static class OperationsApi
         return TypedResults.Created($"{Path}/{operation.Id}/", response);
     }
 
-    public static Task<Results<Ok<OperationResponse>, ProblemHttpResult, ValidationProblem, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> Put(
+    public static Task<Results<Ok<OperationResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>> Put(
         int id, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken) =>
         UpdateAsync(id, WriteMode.Replace, http, db, clock, cancellationToken);
 
-    public static Task<Results<Ok<OperationResponse>, ProblemHttpResult, ValidationProblem, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> Patch(
+    public static Task<Results<Ok<OperationResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>> Patch(
         int id, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken) =>
         UpdateAsync(id, WriteMode.Patch, http, db, clock, cancellationToken);
 
-    private static async Task<Results<Ok<OperationResponse>, ProblemHttpResult, ValidationProblem, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> UpdateAsync(
+    private static async Task<Results<Ok<OperationResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>> UpdateAsync(
         int id, WriteMode mode, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
     {
         var (body, problem) = await JsonBody.ReadObjectAsync(http.Request, cancellationToken);
         if (problem is not null)
         {
-            return TypedResults.Problem(problem);
+            return new BodyProblem(problem);
         }
         var errors = new Errors();
         var input = OperationInput.Read(body, mode, errors);

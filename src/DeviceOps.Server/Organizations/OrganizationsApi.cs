@@ -29,7 +29,7 @@ public static class OrganizationsApi
         return group;
     }
 
-    public static async Task<Results<Ok<Page<OrganizationResponse>>, ValidationProblem>> List(
+    public static async Task<Results<Ok<Page<OrganizationResponse>>, ValidationFailed>> List(
         HttpContext http, DeviceOpsDb db, CancellationToken cancellationToken)
     {
         var list = new ListQuery(http.Request);
@@ -46,20 +46,20 @@ public static class OrganizationsApi
         return TypedResults.Ok(await list.PageAsync(query, ToResponse, cancellationToken));
     }
 
-    public static async Task<Results<Ok<OrganizationResponse>, NotFound<ProblemDetails>>> Get(
+    public static async Task<Results<Ok<OrganizationResponse>, NotFoundProblem>> Get(
         int id, HttpContext http, DeviceOpsDb db, CancellationToken cancellationToken)
     {
         var organization = await Visible(db, http.Caller()).FirstOrDefaultAsync(o => o.Id == id, cancellationToken);
         return organization is null ? Problems.NotFoundResult($"Organization {id}") : TypedResults.Ok(ToResponse(organization));
     }
 
-    public static async Task<Results<Created<OrganizationResponse>, ProblemHttpResult, ValidationProblem, Conflict<ProblemDetails>>> Create(
+    public static async Task<Results<Created<OrganizationResponse>, BodyProblem, ValidationFailed, ConflictProblem>> Create(
         HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
     {
         var (body, problem) = await JsonBody.ReadObjectAsync(http.Request, cancellationToken);
         if (problem is not null)
         {
-            return TypedResults.Problem(problem);
+            return new BodyProblem(problem);
         }
         var errors = new Errors();
         var fields = new FieldReader(body, Writable, ReadOnly, errors);
