@@ -1,0 +1,141 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json.Nodes;
+using DeviceOps.Tests.Infrastructure;
+
+namespace DeviceOps.Tests;
+
+public sealed class ConcurrencyTests(DeviceOpsFactory factory) : IClassFixture<DeviceOpsFactory>
+{
+    [Fact]
+    public async Task ConcurrentRelocationsOfOneDeviceLoseNoUpdateAndNoHistoryEntry()
+    {
+        using var admin = factory.Admin();
+        var (device, operation) = await Seeder.DeviceWithOperationAsync(admin);
+        var code = device["device_id"]!.GetValue<string>();
+        var url = $"{Api.Operations}{operation["id"]}/";
+        const int writers = 30;
+
+        var responses = await Task.WhenAll(Enumerable.Range(0, writers).Select(async i =>
+        {
+            using var client = factory.Admin();
+            return await client.PatchJsonAsync(url, new JsonObject { ["location"] = $"Rack {i}" });
+        }));
+
+        Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        var relocations = (await Seeder.HistoryAsync(admin, code))
+            .Where(e => e!["action"]!.GetValue<string>() == "relocation" && e["operation_id"] is not null).ToList();
+        Assert.Equal(writers, relocations.Count);
+        // Each entry's "from" is the previous entry's "to": the writes applied one after another.
+        var chain = relocations.AsEnumerable().Reverse().Select(e => e!["changes"]!["location"]!).ToList();
+        for (var i = 1; i < chain.Count; i++)
+        {
+            Assert.Equal(chain[i - 1]["to"]!.GetValue<string>(), chain[i]["from"]!.GetValue<string>());
+        }
+        var final = await admin.GetJsonAsync($"{Api.Devices}{device["id"]}/");
+        Assert.Equal(chain[^1]["to"]!.GetValue<string>(), final["location"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task TwoOperationsOnOneDeviceWrittenAtOnceBothLeaveTheirEntries()
+    {
+        using var admin = factory.Admin();
+        var device = await Seeder.DeviceAsync(admin);
+        var code = device["device_id"]!.GetValue<string>();
+        var first = await Seeder.OperationAsync(admin, code, "in_progress");
+        var second = await Seeder.OperationAsync(admin, code, "in_progress");
+
+        var responses = await Task.WhenAll(
+            admin.PutJsonAsync($"{Api.Operations}{first["id"]}/", new JsonObject
+            {
+                ["device_id"] = code, ["operation_type"] = "maintenance", ["status"] = "completed", ["operational_status"] = "maintenance",
+            }),
+            admin.PutJsonAsync($"{Api.Operations}{second["id"]}/", new JsonObject
+            {
+                ["device_id"] = code, ["operation_type"] = "relocation", ["status"] = "completed", ["location"] = "Building B",
+            }));
+
+        Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        var history = await Seeder.HistoryAsync(admin, code);
+        Assert.Contains(history, e => e!["action"]!.GetValue<string>() == "status_change" && e["operation_id"]!.GetValue<int>() == first["id"]!.GetValue<int>());
+        Assert.Contains(history, e => e!["action"]!.GetValue<string>() == "relocation" && e["operation_id"]!.GetValue<int>() == second["id"]!.GetValue<int>());
+        Assert.Equal(2, history.Count(e => e!["action"]!.GetValue<string>() == "operation_status_change"));
+        var final = await admin.GetJsonAsync($"{Api.Devices}{device["id"]}/");
+        Assert.Equal("maintenance", final["operational_status"]!.GetValue<string>());
+        Assert.Equal("Building B", final["location"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task PutWithStaleIfMatchReturns412AndChangesNothing()
+    {
+        using var admin = factory.Admin();
+        var (device, operation) = await Seeder.DeviceWithOperationAsync(admin);
+        var url = $"{Api.Operations}{operation["id"]}/";
+        var first = await admin.GetAsync(url);
+        var staleTag = first.Headers.ETag!;
+        Assert.Equal(HttpStatusCode.OK, (await admin.PatchJsonAsync(url, new JsonObject { ["notes"] = "someone else" })).StatusCode);
+        var before = await admin.GetJsonAsync(url);
+        var history = await Seeder.HistoryAsync(admin, device["device_id"]!.GetValue<string>());
+
+        using var request = new HttpRequestMessage(HttpMethod.Patch, url) { Content = Api.Json(new JsonObject { ["location"] = "Lost update" }) };
+        request.Headers.IfMatch.Add(staleTag);
+        var response = await admin.SendAsync(request);
+
+        await response.AssertProblemAsync(HttpStatusCode.PreconditionFailed, "precondition_failed");
+        Assert.True(JsonNode.DeepEquals(before, await admin.GetJsonAsync(url)));
+        Assert.Equal(history.Count, (await Seeder.HistoryAsync(admin, device["device_id"]!.GetValue<string>())).Count);
+    }
+
+    [Fact]
+    public async Task PutWithCurrentIfMatchIsAppliedAndTheETagChanges()
+    {
+        using var admin = factory.Admin();
+        var (_, operation) = await Seeder.DeviceWithOperationAsync(admin);
+        var url = $"{Api.Operations}{operation["id"]}/";
+        var current = (await admin.GetAsync(url)).Headers.ETag!;
+
+        using var request = new HttpRequestMessage(HttpMethod.Patch, url) { Content = Api.Json(new JsonObject { ["location"] = "Rack 9" }) };
+        request.Headers.IfMatch.Add(current);
+        var response = await admin.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.NotEqual(current, response.Headers.ETag);
+        Assert.Equal(response.Headers.ETag, (await admin.GetAsync(url)).Headers.ETag);
+    }
+
+    [Fact]
+    public async Task ADeviceChangeThroughAnotherOperationMakesTheOperationsETagStale()
+    {
+        using var admin = factory.Admin();
+        var device = await Seeder.DeviceAsync(admin);
+        var code = device["device_id"]!.GetValue<string>();
+        var mine = await Seeder.OperationAsync(admin, code);
+        var theirs = await Seeder.OperationAsync(admin, code);
+        var tag = (await admin.GetAsync($"{Api.Operations}{mine["id"]}/")).Headers.ETag!;
+        await admin.PatchJsonAsync($"{Api.Operations}{theirs["id"]}/", new JsonObject { ["location"] = "Moved meanwhile" });
+
+        using var request = new HttpRequestMessage(HttpMethod.Patch, $"{Api.Operations}{mine["id"]}/")
+        {
+            Content = Api.Json(new JsonObject { ["location"] = "Where I think it is" }),
+        };
+        request.Headers.IfMatch.Add(tag);
+        var response = await admin.SendAsync(request);
+
+        await response.AssertProblemAsync(HttpStatusCode.PreconditionFailed, "precondition_failed");
+    }
+
+    [Fact]
+    public async Task DevicePatchWithStaleIfMatchReturns412()
+    {
+        using var admin = factory.Admin();
+        var device = await Seeder.DeviceAsync(admin);
+        var url = $"{Api.Devices}{device["id"]}/";
+
+        using var request = new HttpRequestMessage(HttpMethod.Patch, url) { Content = Api.Json(new JsonObject { ["location"] = "X" }) };
+        request.Headers.IfMatch.Add(new EntityTagHeaderValue("\"999\""));
+        var response = await admin.SendAsync(request);
+
+        await response.AssertProblemAsync(HttpStatusCode.PreconditionFailed, "precondition_failed");
+        Assert.Equal("Warehouse A - Section 3", (await admin.GetJsonAsync(url))["location"]!.GetValue<string>());
+    }
+}

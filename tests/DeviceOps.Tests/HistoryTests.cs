@@ -1,0 +1,116 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using DeviceOps.Tests.Infrastructure;
+
+namespace DeviceOps.Tests;
+
+public sealed class HistoryTests : OwnServerTests
+{
+    private static string[] Actions(JsonArray entries) => [.. entries.Select(e => e!["action"]!.GetValue<string>())];
+
+    [Fact]
+    public async Task LogFiltersByDeviceOperationActionAndPerformer()
+    {
+        using var admin = Factory.Admin();
+        var (device, operation) = await Seeder.DeviceWithOperationAsync(admin);
+        var code = device["device_id"]!.GetValue<string>();
+        var other = await Seeder.DeviceAsync(admin);
+        using var engineer = await Factory.ClientAsync("engineer@example.com", ["operations:read", "operations:write"]);
+        await engineer.PatchJsonAsync($"{Api.Operations}{operation["id"]}/",
+            new JsonObject { ["location"] = "Building A - Floor 2", ["assigned_user"] = "john.doe@company.com" });
+
+        var byDevice = (await admin.GetJsonAsync($"{Api.Log}?device_id={code}"))["results"]!.AsArray();
+        var byOperation = (await admin.GetJsonAsync($"{Api.Log}?operation_id={operation["id"]}"))["results"]!.AsArray();
+        var byAction = (await admin.GetJsonAsync($"{Api.Log}?device_id={code}&action=relocation"))["results"]!.AsArray();
+        var byPerformer = (await admin.GetJsonAsync($"{Api.Log}?performed_by=engineer@example.com"))["results"]!.AsArray();
+
+        Assert.All(byDevice, e => Assert.Equal(code, e!["device_id"]!.GetValue<string>()));
+        Assert.DoesNotContain(byDevice, e => e!["device_id"]!.GetValue<string>() == other["device_id"]!.GetValue<string>());
+        Assert.Equal(["assignment_change", "relocation", "operation_created"], Actions(byOperation));
+        var relocation = Assert.Single(byAction, e => e!["performed_by"]!.GetValue<string>() == "engineer@example.com");
+        Assert.Equal("Building A - Floor 2", relocation!["changes"]!["location"]!["to"]!.GetValue<string>());
+        Assert.Equal(["assignment_change", "relocation"], Actions(byPerformer));
+    }
+
+    [Fact]
+    public async Task LogFiltersByTimeWindowAndRequestId()
+    {
+        using var admin = Factory.Admin();
+        var (device, operation) = await Seeder.DeviceWithOperationAsync(admin);
+        var code = device["device_id"]!.GetValue<string>();
+        Factory.Clock.Advance(TimeSpan.FromHours(1));
+        using var request = new HttpRequestMessage(HttpMethod.Patch, $"{Api.Operations}{operation["id"]}/")
+        {
+            Content = Api.Json(new JsonObject { ["operational_status"] = "maintenance" }),
+        };
+        request.Headers.Add("X-Request-Id", "change-ticket-4711");
+        Assert.Equal(HttpStatusCode.OK, (await admin.SendAsync(request)).StatusCode);
+
+        var since = (await admin.GetJsonAsync($"{Api.Log}?device_id={code}&since=2026-03-01T12:30:00Z"))["results"]!.AsArray();
+        var until = (await admin.GetJsonAsync($"{Api.Log}?device_id={code}&until=2026-03-01T12:30:00%2B00:00"))["results"]!.AsArray();
+        var byRequest = (await admin.GetJsonAsync($"{Api.Log}?request_id=change-ticket-4711"))["results"]!.AsArray();
+
+        Assert.Equal(["status_change"], Actions(since));
+        Assert.Equal("2026-03-01T13:00:00Z", since[0]!["timestamp"]!.GetValue<string>());
+        Assert.DoesNotContain("status_change", Actions(until));
+        Assert.NotEmpty(until);
+        Assert.Equal(["status_change"], Actions(byRequest));
+    }
+
+    [Fact]
+    public async Task LogEntriesCannotBeWrittenChangedOrDeleted()
+    {
+        using var admin = Factory.Admin();
+        var device = await Seeder.DeviceAsync(admin);
+        var entry = (await Seeder.HistoryAsync(admin, device["device_id"]!.GetValue<string>()))[0]!;
+        var url = $"{Api.Log}{entry["id"]}/";
+
+        var put = await admin.PutJsonAsync(url, new JsonObject { ["action"] = "nothing_happened" });
+        var delete = await admin.DeleteAsync(url);
+        var post = await admin.PostJsonAsync(Api.Log, new JsonObject { ["action"] = "forged" });
+
+        await put.AssertProblemAsync(HttpStatusCode.MethodNotAllowed, "method_not_allowed");
+        await delete.AssertProblemAsync(HttpStatusCode.MethodNotAllowed, "method_not_allowed");
+        await post.AssertProblemAsync(HttpStatusCode.MethodNotAllowed, "method_not_allowed");
+        Assert.True(JsonNode.DeepEquals(entry, await admin.GetJsonAsync(url)));
+    }
+
+    [Fact]
+    public async Task DeviceResponseCarriesItsLatestTwentyEntriesNewestFirst()
+    {
+        using var admin = Factory.Admin();
+        var (device, operation) = await Seeder.DeviceWithOperationAsync(admin);
+        for (var i = 0; i < 25; i++)
+        {
+            await admin.PatchJsonAsync($"{Api.Operations}{operation["id"]}/", new JsonObject { ["location"] = $"Rack {i}" });
+        }
+
+        var body = await admin.GetJsonAsync($"{Api.Devices}{device["id"]}/");
+
+        var history = body["operational_history"]!.AsArray();
+        Assert.Equal(20, history.Count);
+        Assert.Equal("Rack 24", history[0]!["changes"]!["location"]!["to"]!.GetValue<string>());
+        var ids = history.Select(e => e!["id"]!.GetValue<long>()).ToList();
+        Assert.Equal(ids.OrderDescending(), ids);
+    }
+
+    [Fact]
+    public async Task AuditTrailOfADeletedDeviceIsKept()
+    {
+        using var admin = Factory.Admin();
+        var device = await Seeder.DeviceAsync(admin, status: "active");
+        var code = device["device_id"]!.GetValue<string>();
+        var url = $"{Api.Devices}{device["id"]}/";
+
+        var refused = await admin.DeleteAsync(url);
+        await refused.AssertProblemAsync(HttpStatusCode.Conflict, "device_not_decommissioned");
+        Assert.Equal(HttpStatusCode.OK, (await admin.PatchJsonAsync(url, new JsonObject { ["operational_status"] = "decommissioned" })).StatusCode);
+        var deleted = await admin.DeleteAsync(url);
+
+        Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
+        await (await admin.GetAsync(url)).AssertProblemAsync(HttpStatusCode.NotFound, "not_found");
+        var history = await Seeder.HistoryAsync(admin, code);
+        Assert.Equal(["deleted", "status_change"], Actions(history)[..2]);
+        Assert.Equal("created", Actions(history)[^1]);
+    }
+}

@@ -1,0 +1,104 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using DeviceOps.Tests.Infrastructure;
+
+namespace DeviceOps.Tests;
+
+public sealed class ListTests(DeviceOpsFactory factory) : IClassFixture<DeviceOpsFactory>
+{
+    private static int[] Ids(JsonObject page) => [.. page["results"]!.AsArray().Select(r => r!["id"]!.GetValue<int>())];
+
+    [Fact]
+    public async Task OperationsPageWithLimitOffsetAndLinksInRestFrameworkStyle()
+    {
+        using var admin = factory.Admin();
+        var device = await Seeder.DeviceAsync(admin);
+        var code = device["device_id"]!.GetValue<string>();
+        var created = new List<int>();
+        for (var i = 0; i < 5; i++)
+        {
+            created.Add((await Seeder.OperationAsync(admin, code, "pending"))["id"]!.GetValue<int>());
+        }
+
+        var first = await admin.GetJsonAsync($"{Api.Operations}?device_id={code}&limit=2");
+        var second = await admin.GetJsonAsync(first["next"]!.GetValue<string>());
+        var last = await admin.GetJsonAsync(second["next"]!.GetValue<string>());
+
+        Assert.Equal(5, first["count"]!.GetValue<int>());
+        Assert.Null(first["previous"]);
+        Assert.Equal(created[..2], Ids(first));
+        Assert.Equal(created[2..4], Ids(second));
+        Assert.Equal(created[4..], Ids(last));
+        Assert.Null(last["next"]);
+        Assert.Contains($"device_id={code}", second["previous"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Null(first["results"]![0]!["operational_history"]);
+    }
+
+    [Fact]
+    public async Task OperationsFilterByStatusTypeOperatorAndOrderDescending()
+    {
+        using var admin = factory.Admin();
+        var device = await Seeder.DeviceAsync(admin);
+        var code = device["device_id"]!.GetValue<string>();
+        var pending = await Seeder.OperationAsync(admin, code, "pending", "inspection");
+        var scheduled = await Seeder.OperationAsync(admin, code, "scheduled", "firmware_update");
+        await admin.PatchJsonAsync($"{Api.Operations}{scheduled["id"]}/", new JsonObject { ["operator_id"] = "OP-999" });
+
+        var byStatus = await admin.GetJsonAsync($"{Api.Operations}?device_id={code}&status=pending");
+        var byType = await admin.GetJsonAsync($"{Api.Operations}?device_id={code}&operation_type=firmware_update");
+        var byOperator = await admin.GetJsonAsync($"{Api.Operations}?operator_id=OP-999&device_id={code}");
+        var newestFirst = await admin.GetJsonAsync($"{Api.Operations}?device_id={code}&ordering=-id");
+
+        Assert.Equal([pending["id"]!.GetValue<int>()], Ids(byStatus));
+        Assert.Equal([scheduled["id"]!.GetValue<int>()], Ids(byType));
+        Assert.Equal([scheduled["id"]!.GetValue<int>()], Ids(byOperator));
+        Assert.Equal([scheduled["id"]!.GetValue<int>(), pending["id"]!.GetValue<int>()], Ids(newestFirst));
+    }
+
+    [Fact]
+    public async Task DevicesFilterByOrganizationStatusTypeLocationUserAndMaintenanceDue()
+    {
+        using var admin = factory.Admin();
+        var organization = await Seeder.OrganizationAsync(admin);
+        var due = await Seeder.DeviceAsync(admin, organization, "maintenance", extra: new JsonObject
+        {
+            ["next_maintenance"] = "2026-02-01T00:00:00Z",
+            ["assigned_user"] = "night.shift@example.com",
+            ["device_type"] = "access_point",
+        });
+        var later = await Seeder.DeviceAsync(admin, organization, "active", extra: new JsonObject
+        {
+            ["next_maintenance"] = "2027-01-01T00:00:00Z",
+            ["location"] = "Building C",
+        });
+        var organizationId = (await admin.GetJsonAsync($"{Api.Organizations}?name={Uri.EscapeDataString(organization)}"))["results"]![0]!["id"]!.GetValue<int>();
+
+        Assert.Equal([due["id"]!.GetValue<int>(), later["id"]!.GetValue<int>()],
+            Ids(await admin.GetJsonAsync($"{Api.Devices}?organization={Uri.EscapeDataString(organization)}")));
+        Assert.Equal([due["id"]!.GetValue<int>(), later["id"]!.GetValue<int>()],
+            Ids(await admin.GetJsonAsync($"{Api.Devices}?organization={organizationId}")));
+        Assert.Equal([due["id"]!.GetValue<int>()],
+            Ids(await admin.GetJsonAsync($"{Api.Devices}?organization={organizationId}&operational_status=maintenance")));
+        Assert.Equal([due["id"]!.GetValue<int>()],
+            Ids(await admin.GetJsonAsync($"{Api.Devices}?organization={organizationId}&device_type=access_point")));
+        Assert.Equal([later["id"]!.GetValue<int>()],
+            Ids(await admin.GetJsonAsync($"{Api.Devices}?organization={organizationId}&location=Building%20C")));
+        Assert.Equal([due["id"]!.GetValue<int>()],
+            Ids(await admin.GetJsonAsync($"{Api.Devices}?organization={organizationId}&assigned_user=night.shift@example.com")));
+        Assert.Equal([due["id"]!.GetValue<int>()],
+            Ids(await admin.GetJsonAsync($"{Api.Devices}?organization={organizationId}&next_maintenance_before=2026-03-01T12:00:00Z")));
+        Assert.Equal([later["id"]!.GetValue<int>(), due["id"]!.GetValue<int>()],
+            Ids(await admin.GetJsonAsync($"{Api.Devices}?organization={organizationId}&ordering=-next_maintenance")));
+    }
+
+    [Fact]
+    public async Task ListWithBadParametersReturns400NamingEach()
+    {
+        using var admin = factory.Admin();
+
+        var response = await admin.GetAsync($"{Api.Operations}?limit=5000&offset=-1&ordering=color&status=done&since=yesterday");
+
+        var problem = await response.AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed");
+        Assert.Equal(["limit", "offset", "ordering", "since", "status"], problem["errors"]!.AsObject().Select(p => p.Key).Order());
+    }
+}
