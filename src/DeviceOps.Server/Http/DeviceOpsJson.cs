@@ -12,7 +12,7 @@ public sealed record HealthResponse(string Status);
 
 /// <summary>Source-generated serialization of every response: no reflection on the hot path.</summary>
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
-    Converters = [typeof(Rfc3339Converter)])]
+    NumberHandling = JsonNumberHandling.Strict, Converters = [typeof(Rfc3339Converter)])]
 [JsonSerializable(typeof(OperationResponse))]
 [JsonSerializable(typeof(Page<OperationResponse>))]
 [JsonSerializable(typeof(DeviceResponse))]
@@ -35,6 +35,9 @@ public static class JsonSetup
         services.ConfigureHttpJsonOptions(options =>
         {
             options.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+            // Numbers are numbers: the web default of reading them from strings would also make
+            // the OpenAPI document claim every integer may be a string.
+            options.SerializerOptions.NumberHandling = JsonNumberHandling.Strict;
             options.SerializerOptions.Converters.Add(new Rfc3339Converter());
             options.SerializerOptions.TypeInfoResolverChain.Insert(0, DeviceOpsJson.Default);
         });

@@ -53,6 +53,28 @@ public static class OpenApiSetup
                     Scheme = "bearer",
                     Description = "A DeviceOps API token (made by `token create` or POST /api/v1/token/).",
                 };
+                // Routing serves both spellings; the document shows the seed's, with the trailing slash.
+                var paths = new OpenApiPaths();
+                foreach (var (path, item) in document.Paths)
+                {
+                    paths[path.StartsWith("/api/", StringComparison.Ordinal) && !path.EndsWith('/') ? path + "/" : path] = item;
+                }
+                document.Paths = paths;
+                return Task.CompletedTask;
+            });
+            // Our timestamps are written by a converter, which hides their type from the generator.
+            options.AddSchemaTransformer((schema, context, _) =>
+            {
+                if (context.JsonTypeInfo.Type == typeof(DateTime))
+                {
+                    schema.Type = JsonSchemaType.String;
+                    schema.Format = "date-time";
+                }
+                else if (context.JsonTypeInfo.Type == typeof(DateTime?))
+                {
+                    schema.Type = JsonSchemaType.String | JsonSchemaType.Null;
+                    schema.Format = "date-time";
+                }
                 return Task.CompletedTask;
             });
             options.AddOperationTransformer((operation, context, _) =>
