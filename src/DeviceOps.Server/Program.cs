@@ -2,6 +2,7 @@ using DeviceOps.Auth;
 using DeviceOps.Data;
 using DeviceOps.Devices;
 using DeviceOps.History;
+using DeviceOps.Idempotency;
 using DeviceOps.Http;
 using DeviceOps.Operations;
 using DeviceOps.Organizations;
@@ -26,6 +27,7 @@ app.UseRequestId();
 app.UseDeviceOpsProblemDetails();
 app.UseAuthentication();
 app.UseAuthorization();
+app.UseIdempotency();
 
 app.MapHealth();
 app.MapDeviceOpsDocs();

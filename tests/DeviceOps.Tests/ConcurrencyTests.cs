@@ -8,13 +8,13 @@ namespace DeviceOps.Tests;
 public sealed class ConcurrencyTests(DeviceOpsFactory factory) : IClassFixture<DeviceOpsFactory>
 {
     [Fact]
-    public async Task ConcurrentRelocationsOfOneDeviceLoseNoUpdateAndNoHistoryEntry()
+    public async Task FiftyConcurrentRelocationsOfOneDeviceLoseNoUpdateAndNoHistoryEntry()
     {
         using var admin = factory.Admin();
         var (device, operation) = await Seeder.DeviceWithOperationAsync(admin);
         var code = device["device_id"]!.GetValue<string>();
         var url = $"{Api.Operations}{operation["id"]}/";
-        const int writers = 30;
+        const int writers = 50;
 
         var responses = await Task.WhenAll(Enumerable.Range(0, writers).Select(async i =>
         {

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using DeviceOps.Data;
 using DeviceOps.Http;
+using DeviceOps.Idempotency;
 using DeviceOps.Organizations;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
@@ -89,13 +90,18 @@ public static class TokensApi
             return Problems.Validation(errors.ToDictionary());
         }
 
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
         var result = await TokenIssuer.IssueAsync(db, user!, scopes, organizations, expiresAt, rateLimit, description,
             http.Caller().Email, Rfc3339.Now(clock), cancellationToken);
         if (result.Errors.Any)
         {
             return Problems.Validation(result.Errors.ToDictionary());
         }
-        return TypedResults.Created($"{Path}/{result.Token!.Id}/", result.Response);
+        var location = $"{Path}/{result.Token!.Id}/";
+        // A retried token creation answers the same secret instead of minting a second token.
+        await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status201Created, result.Response, location, clock, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return TypedResults.Created(location, result.Response);
     }
 
     public static async Task<Results<NoContent, NotFoundProblem>> Revoke(

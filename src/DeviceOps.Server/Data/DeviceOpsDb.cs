@@ -1,6 +1,7 @@
 using DeviceOps.Auth;
 using DeviceOps.Devices;
 using DeviceOps.History;
+using DeviceOps.Idempotency;
 using DeviceOps.Operations;
 using DeviceOps.Organizations;
 using Microsoft.EntityFrameworkCore;
@@ -106,6 +107,17 @@ public abstract class DeviceOpsDb(DbContextOptions options) : DbContext(options)
             e.HasIndex(t => t.SecretHash).IsUnique();
             e.Ignore(t => t.ScopeList);
             e.Ignore(t => t.OrganizationIdList);
+        });
+
+        modelBuilder.Entity<IdempotencyRecord>(e =>
+        {
+            e.ToTable("idempotency_records");
+            e.Property(r => r.Key).HasMaxLength(255);
+            e.Property(r => r.RequestHash).HasMaxLength(64);
+            e.Property(r => r.Location).HasMaxLength(300);
+            e.Property(r => r.ETag).HasMaxLength(100);
+            e.HasIndex(r => new { r.TokenId, r.Key }).IsUnique();
+            e.HasIndex(r => r.CreatedAt);
         });
 
         // Snake-case names, so the schema reads the same as the API on both stores.

@@ -4,6 +4,7 @@ using DeviceOps.Auth;
 using DeviceOps.Data;
 using DeviceOps.History;
 using DeviceOps.Http;
+using DeviceOps.Idempotency;
 using DeviceOps.Operations;
 using DeviceOps.Organizations;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -130,8 +131,11 @@ public static class DevicesApi
         {
             return conflict;
         }
+        var location = $"{Path}/{device.Id}/";
+        var response = await RespondAsync(http, db, device, cancellationToken);
+        await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status201Created, response, location, clock, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
-        return TypedResults.Created($"{Path}/{device.Id}/", await RespondAsync(http, db, device, cancellationToken));
+        return TypedResults.Created(location, response);
     }
 
     public static Task<Results<Ok<DeviceResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>> Put(
@@ -208,8 +212,10 @@ public static class DevicesApi
         {
             return conflict;
         }
+        var response = await RespondAsync(http, db, device, cancellationToken);
+        await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status200OK, response, null, clock, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
-        return TypedResults.Ok(await RespondAsync(http, db, device, cancellationToken));
+        return TypedResults.Ok(response);
     }
 
     public static async Task<Results<NoContent, NotFoundProblem, ConflictProblem>> Delete(

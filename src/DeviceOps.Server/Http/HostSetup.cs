@@ -1,6 +1,7 @@
 using DeviceOps.Auth;
 using DeviceOps.Data;
 using DeviceOps.Demo;
+using DeviceOps.Idempotency;
 using Microsoft.EntityFrameworkCore;
 
 namespace DeviceOps.Http;
@@ -21,6 +22,8 @@ public static class HostSetup
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Logging.AddFilter("Microsoft.EntityFrameworkCore.Database.Command", LogLevel.Warning);
         builder.Services.AddHostedService<StoreInitializer>();
+        builder.Services.Configure<IdempotencyOptions>(builder.Configuration.GetSection("DeviceOps:Idempotency"));
+        builder.Services.AddHostedService<IdempotencyKeys.Janitor>();
         return builder;
     }
 

@@ -59,3 +59,6 @@ public sealed class BodyProblem(ProblemDetails problem) : ProblemResult(problem)
         Declare<ProblemDetails>(builder, 415);
     }
 }
+
+/// <summary>A problem whose status no endpoint declares (the middleware's 422 of a reused idempotency key).</summary>
+public sealed class StatusProblem(ProblemDetails problem) : ProblemResult(problem);

@@ -3,6 +3,7 @@ using DeviceOps.Data;
 using DeviceOps.Devices;
 using DeviceOps.History;
 using DeviceOps.Http;
+using DeviceOps.Idempotency;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
@@ -129,10 +130,11 @@ public static class OperationsApi
         db.Operations.Add(operation);
         db.History.AddRange(change.Entries);
         await db.SaveChangesAsync(cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
-
+        var location = $"{Path}/{operation.Id}/";
         var response = await RespondAsync(http, db, operation, cancellationToken);
-        return TypedResults.Created($"{Path}/{operation.Id}/", response);
+        await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status201Created, response, location, clock, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return TypedResults.Created(location, response);
     }
 
     public static Task<Results<Ok<OperationResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>> Put(
@@ -206,8 +208,10 @@ public static class OperationsApi
 
         db.History.AddRange(change.Entries);
         await db.SaveChangesAsync(cancellationToken);
+        var response = await RespondAsync(http, db, operation, cancellationToken);
+        await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status200OK, response, null, clock, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
-        return TypedResults.Ok(await RespondAsync(http, db, operation, cancellationToken));
+        return TypedResults.Ok(response);
     }
 
     /// <summary>A request's change context: the caller, one clock reading, the request id, and whether it may override.</summary>

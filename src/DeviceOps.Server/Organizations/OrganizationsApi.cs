@@ -1,6 +1,7 @@
 using DeviceOps.Auth;
 using DeviceOps.Data;
 using DeviceOps.Http;
+using DeviceOps.Idempotency;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
@@ -72,6 +73,7 @@ public static class OrganizationsApi
         {
             return Problems.ConflictResult("duplicate", "Duplicate organization", $"An organization named \"{name}\" already exists.");
         }
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
         var organization = new Organization(name!, Rfc3339.Now(clock));
         db.Organizations.Add(organization);
         try
@@ -82,7 +84,11 @@ public static class OrganizationsApi
         {
             return Problems.ConflictResult("duplicate", "Duplicate organization", $"An organization named \"{name}\" already exists.");
         }
-        return TypedResults.Created($"{Path}/{organization.Id}/", ToResponse(organization));
+        var location = $"{Path}/{organization.Id}/";
+        var response = ToResponse(organization);
+        await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status201Created, response, location, clock, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return TypedResults.Created(location, response);
     }
 
     private static IQueryable<Organization> Visible(DeviceOpsDb db, Caller caller)

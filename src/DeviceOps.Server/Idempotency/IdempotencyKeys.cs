@@ -1,0 +1,195 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using DeviceOps.Auth;
+using DeviceOps.Data;
+using DeviceOps.Http;
+using Microsoft.AspNetCore.Http.Json;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace DeviceOps.Idempotency;
+
+public sealed class IdempotencyOptions
+{
+    /// <summary>How long a stored response answers retries; at least a day, as clients expect.</summary>
+    public TimeSpan Retention { get; set; } = TimeSpan.FromHours(24);
+}
+
+/// <summary>The key and request fingerprint of the current request, for the handler that records its response.</summary>
+public sealed record IdempotencyRequest(int TokenId, string Key, string RequestHash);
+
+/// <summary>Thrown when a concurrent request with the same key committed first; the middleware replays its response.</summary>
+public sealed class IdempotencyRaceException(Exception inner) : Exception("Another request with this Idempotency-Key committed first.", inner);
+
+/// <summary>
+/// <c>Idempotency-Key</c> on POST, PUT and PATCH: a repeat with the same key and request answers
+/// the stored first response (with <c>Idempotent-Replayed: true</c>) without applying it again;
+/// the same key with another request is a 422. The response is stored by the handler inside
+/// its transaction (<see cref="RecordAsync"/>), so "applied" and "recorded" are one commit.
+/// </summary>
+public static class IdempotencyKeys
+{
+    public const string HeaderName = "Idempotency-Key";
+    public const string ReplayedHeader = "Idempotent-Replayed";
+    private const int MaxKeyLength = 255;
+
+    public static IApplicationBuilder UseIdempotency(this IApplicationBuilder app) => app.Use(async (context, next) =>
+    {
+        var request = context.Request;
+        if (!request.Headers.TryGetValue(HeaderName, out var values)
+            || !(HttpMethods.IsPost(request.Method) || HttpMethods.IsPut(request.Method) || HttpMethods.IsPatch(request.Method))
+            || !request.Path.StartsWithSegments("/api/v1")
+            || context.User.FindFirst(Caller.TokenIdClaim)?.Value is not { } tokenClaim)
+        {
+            await next(context);
+            return;
+        }
+
+        var key = values.ToString();
+        if (key.Length is 0 or > MaxKeyLength || key.Any(c => c is < '!' or > '~'))
+        {
+            await WriteProblemAsync(context, Problems.Validation(HeaderName,
+                $"Must be 1 to {MaxKeyLength} visible ASCII characters, e.g. a UUID."));
+            return;
+        }
+
+        var tokenId = int.Parse(tokenClaim, CultureInfo.InvariantCulture);
+        var limits = context.RequestServices.GetRequiredService<IOptions<BodyLimits>>().Value;
+        var hash = await HashAsync(request, limits.MaxBatchBytes, context.RequestAborted);
+        if (hash is null)
+        {
+            // Too large to be accepted anyway: let the endpoint answer its 413.
+            await next(context);
+            return;
+        }
+
+        if (await ReplayAsync(context, tokenId, key, hash))
+        {
+            return;
+        }
+        context.Features.Set(new IdempotencyRequest(tokenId, key, hash));
+        try
+        {
+            await next(context);
+        }
+        catch (IdempotencyRaceException) when (!context.Response.HasStarted)
+        {
+            context.Response.Clear();
+            if (!await ReplayAsync(context, tokenId, key, hash))
+            {
+                throw;
+            }
+        }
+    });
+
+    /// <summary>
+    /// Stores the response a write handler is about to return, inside its open transaction.
+    /// Does nothing for a request without <c>Idempotency-Key</c>.
+    /// </summary>
+    public static async Task RecordAsync<T>(HttpContext context, DeviceOpsDb db, int statusCode, T response, string? location,
+        TimeProvider clock, CancellationToken cancellationToken)
+    {
+        if (context.Features.Get<IdempotencyRequest>() is not { } idempotent)
+        {
+            return;
+        }
+        var options = context.RequestServices.GetRequiredService<IOptions<JsonOptions>>().Value.SerializerOptions;
+        var body = response is null ? "" : JsonSerializer.Serialize(response, options);
+        db.Add(new IdempotencyRecord(idempotent.TokenId, idempotent.Key, idempotent.RequestHash, statusCode, body, location,
+            context.Response.Headers.ETag.ToString() is { Length: > 0 } etag ? etag : null, Rfc3339.Now(clock)));
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        catch (DbUpdateException ex)
+        {
+            throw new IdempotencyRaceException(ex);
+        }
+    }
+
+    private static async Task<bool> ReplayAsync(HttpContext context, int tokenId, string key, string hash)
+    {
+        var db = context.RequestServices.GetRequiredService<DeviceOpsDb>();
+        var record = await db.Set<IdempotencyRecord>().AsNoTracking()
+            .FirstOrDefaultAsync(r => r.TokenId == tokenId && r.Key == key, context.RequestAborted);
+        if (record is null)
+        {
+            return false;
+        }
+        if (record.RequestHash != hash)
+        {
+            var problem = Problems.Create(422, "idempotency_key_reused", "Idempotency key reused",
+                $"The Idempotency-Key \"{key}\" was used for another request; use a new key for a new request.");
+            await WriteProblemAsync(context, new StatusProblem(problem));
+            return true;
+        }
+        var response = context.Response;
+        response.StatusCode = record.StatusCode;
+        response.Headers[ReplayedHeader] = "true";
+        if (record.Location is not null)
+        {
+            response.Headers.Location = record.Location;
+        }
+        if (record.ETag is not null)
+        {
+            response.Headers.ETag = record.ETag;
+        }
+        if (record.Body.Length > 0)
+        {
+            response.ContentType = "application/json; charset=utf-8";
+            await response.WriteAsync(record.Body, context.RequestAborted);
+        }
+        return true;
+    }
+
+    private static async Task<string?> HashAsync(HttpRequest request, long maxBytes, CancellationToken cancellationToken)
+    {
+        request.EnableBuffering();
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        sha.AppendData(Encoding.UTF8.GetBytes($"{request.Method}\n{request.Path}{request.QueryString}\n"));
+        var buffer = new byte[16 * 1024];
+        long total = 0;
+        int read;
+        while ((read = await request.Body.ReadAsync(buffer, cancellationToken)) > 0)
+        {
+            total += read;
+            if (total > maxBytes)
+            {
+                request.Body.Position = 0;
+                return null;
+            }
+            sha.AppendData(buffer, 0, read);
+        }
+        request.Body.Position = 0;
+        return Convert.ToHexStringLower(sha.GetHashAndReset());
+    }
+
+    private static Task WriteProblemAsync(HttpContext context, ProblemResult result) => result.ExecuteAsync(context);
+
+    /// <summary>Forgets stored responses once they are older than the retention.</summary>
+    public sealed class Janitor(IServiceProvider services, IOptions<IdempotencyOptions> options, TimeProvider clock,
+        ILogger<Janitor> logger) : BackgroundService
+    {
+        protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+        {
+            using var timer = new PeriodicTimer(TimeSpan.FromMinutes(10), clock);
+            do
+            {
+                try
+                {
+                    await using var scope = services.CreateAsyncScope();
+                    var db = scope.ServiceProvider.GetRequiredService<DeviceOpsDb>();
+                    var cutoff = clock.GetUtcNow().UtcDateTime - options.Value.Retention;
+                    await db.Set<IdempotencyRecord>().Where(r => r.CreatedAt < cutoff).ExecuteDeleteAsync(stoppingToken);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    logger.LogWarning(ex, "Could not remove expired idempotency records; will try again.");
+                }
+            }
+            while (await timer.WaitForNextTickAsync(stoppingToken));
+        }
+    }
+}
