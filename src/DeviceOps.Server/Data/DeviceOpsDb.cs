@@ -32,6 +32,20 @@ public abstract class DeviceOpsDb(DbContextOptions options) : DbContext(options)
         ? Database.ExecuteSqlAsync($"SELECT 1 FROM devices WHERE id = {deviceId} FOR UPDATE", cancellationToken)
         : Task.CompletedTask;
 
+    /// <summary>
+    /// Takes the write locks of several devices, in id order so that two batches touching the
+    /// same devices cannot deadlock.
+    /// </summary>
+    public Task LockDevicesAsync(IEnumerable<int> deviceIds, CancellationToken cancellationToken)
+    {
+        if (!IsPostgres)
+        {
+            return Task.CompletedTask;
+        }
+        var ids = deviceIds.Distinct().Order().ToArray();
+        return Database.ExecuteSqlAsync($"SELECT 1 FROM devices WHERE id = ANY({ids}) ORDER BY id FOR UPDATE", cancellationToken);
+    }
+
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {
         // SQLite hands DateTime back with an unspecified kind; every time we store is UTC.

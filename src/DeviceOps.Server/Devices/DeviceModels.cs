@@ -20,9 +20,11 @@ public sealed record DeviceInput(
 
     private static readonly HashSet<string> ReadOnly = ["id", "created_at", "last_updated", "updated_by", "operational_history"];
 
-    public static DeviceInput Read(JsonElement body, Operations.WriteMode mode, Errors errors, string prefix = "")
+    private static readonly HashSet<string> ReadOnlyInBatch = [.. ReadOnly, "version"];
+
+    public static DeviceInput Read(JsonElement body, Operations.WriteMode mode, Errors errors, bool batchItem = false)
     {
-        var fields = new FieldReader(body, Writable, ReadOnly, errors, prefix);
+        var fields = new FieldReader(body, Writable, batchItem ? ReadOnlyInBatch : ReadOnly, errors);
         var required = mode != Operations.WriteMode.Patch;
         var organization = fields.Element("organization", required, nullable: false);
         if (organization is { IsSet: true, Value.ValueKind: not (JsonValueKind.String or JsonValueKind.Number) })

@@ -33,6 +33,7 @@ public static class DevicesApi
             .Accepts<DeviceRequest>("application/json").WithSummary("Change some of a device's fields");
         group.MapDelete("/{id:int}/", Delete).RequireScope(Scopes.DevicesWrite)
             .WithSummary("Remove a decommissioned device (its history is kept)");
+        group.MapDeviceBatches();
         group.WithMetadata(new ProducesResponseTypeMetadata(401, typeof(ProblemDetails), ["application/problem+json"]));
         group.WithMetadata(new ProducesResponseTypeMetadata(403, typeof(ProblemDetails), ["application/problem+json"]));
         return group;
@@ -177,10 +178,6 @@ public static class DevicesApi
         {
             return Problems.PreconditionFailedResult();
         }
-        if (input.DeviceId is { IsSet: true, Value: { } code } && code != device.DeviceCode)
-        {
-            return Problems.Validation("device_id", "A device's inventory code cannot change once registered.");
-        }
         Organization? organization = null;
         if (input.Organization.IsSet)
         {
@@ -196,8 +193,7 @@ public static class DevicesApi
         }
 
         var change = OperationsApi.NewChange(http, clock, input.Justification);
-        device.Describe(input.DeviceName.Value, input.SerialNumber.Value, input.DeviceType.Value, organization, change);
-        input.Effects.ApplyTo(device, change, null, mergeConfiguration: mode == WriteMode.Patch);
+        Update(device, input, organization, mode, change);
         if (change.Errors.Any)
         {
             return Problems.Validation(change.Errors.ToDictionary());
@@ -240,6 +236,18 @@ public static class DevicesApi
         return TypedResults.NoContent();
     }
 
+    /// <summary>What a PUT or PATCH does to a device, for one request or one batch item.</summary>
+    internal static void Update(Device device, DeviceInput input, Organization? organization, WriteMode mode, ChangeContext change)
+    {
+        if (input.DeviceId is { IsSet: true, Value: { } code } && code != device.DeviceCode)
+        {
+            change.Errors.Add("device_id", "A device's inventory code cannot change once registered.");
+            return;
+        }
+        device.Describe(input.DeviceName.Value, input.SerialNumber.Value, input.DeviceType.Value, organization, change);
+        input.Effects.ApplyTo(device, change, null, mergeConfiguration: mode == WriteMode.Patch);
+    }
+
     /// <summary>Finds a visible device by inventory code inside a write transaction, holding its lock.</summary>
     internal static async Task<Device?> FindForWriteAsync(DeviceOpsDb db, Caller caller, string code, CancellationToken cancellationToken)
     {
@@ -263,7 +271,7 @@ public static class DevicesApi
         return [.. entries.Select(e => e.ToResponse(device.DeviceCode))];
     }
 
-    private static IQueryable<Device> Visible(IQueryable<Device> devices, Caller caller)
+    internal static IQueryable<Device> Visible(IQueryable<Device> devices, Caller caller)
     {
         var query = devices.Include(d => d.Organization).Where(d => d.DeletedAt == null);
         if (caller.Organizations is { } organizations)
@@ -300,7 +308,7 @@ public static class DevicesApi
     }
 
     /// <summary>Saves; a unique index violated by a concurrent writer is a 409, not a 500.</summary>
-    private static async Task<ConflictProblem?> SaveAsync(DeviceOpsDb db, CancellationToken cancellationToken)
+    internal static async Task<ConflictProblem?> SaveAsync(DeviceOpsDb db, CancellationToken cancellationToken)
     {
         try
         {

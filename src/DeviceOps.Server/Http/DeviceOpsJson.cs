@@ -24,6 +24,9 @@ public sealed record HealthResponse(string Status);
 [JsonSerializable(typeof(TokenResponse))]
 [JsonSerializable(typeof(Page<TokenResponse>))]
 [JsonSerializable(typeof(HealthResponse))]
+[JsonSerializable(typeof(BatchResponse<OperationResponse>))]
+[JsonSerializable(typeof(BatchResponse<DeviceResponse>))]
+[JsonSerializable(typeof(List<FailedItem>))]
 [JsonSerializable(typeof(IReadOnlyList<string>))]
 public sealed partial class DeviceOpsJson : JsonSerializerContext
 {

@@ -219,6 +219,18 @@ public sealed class Errors
         list.Add(message);
     }
 
+    /// <summary>Adds another set of messages under a prefix, e.g. a batch item's as <c>[3].status</c>.</summary>
+    public void AddAll(Errors other, string prefix)
+    {
+        foreach (var (field, messages) in other._messages)
+        {
+            foreach (var message in messages)
+            {
+                Add(prefix + field, message);
+            }
+        }
+    }
+
     public Dictionary<string, string[]> ToDictionary() =>
         _messages.ToDictionary(pair => pair.Key, pair => pair.Value.ToArray(), StringComparer.Ordinal);
 }

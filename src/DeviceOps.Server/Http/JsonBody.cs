@@ -14,8 +14,11 @@ public sealed class BodyLimits
     /// <summary>Largest body of a batch request (16 MiB by default).</summary>
     public long MaxBatchBytes { get; set; } = 16 * 1024 * 1024;
 
-    /// <summary>Deepest nesting a body may have; our documents need three levels.</summary>
+    /// <summary>Deepest nesting a body may have; our documents need four levels.</summary>
     public int MaxDepth { get; set; } = 16;
+
+    /// <summary>Most items one batch call may carry.</summary>
+    public int MaxBatchItems { get; set; } = 10_000;
 }
 
 /// <summary>
@@ -34,6 +37,27 @@ public static class JsonBody
         }
         return (body, problem);
     }
+
+    /// <summary>
+    /// Reads an object, or an array of objects under the larger batch limit; an object is held to
+    /// the object limit either way.
+    /// </summary>
+    public static async Task<(JsonElement Body, ProblemDetails? Problem)> ReadObjectOrArrayAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        var limits = request.HttpContext.RequestServices.GetRequiredService<IOptions<BodyLimits>>().Value;
+        var (body, problem) = await ReadAsync(request, batch: true, cancellationToken);
+        if (problem is null && body.ValueKind == JsonValueKind.Object && request.HttpContext.Features.Get<BodyLength>()?.Bytes > limits.MaxObjectBytes)
+        {
+            problem = TooLarge(limits.MaxObjectBytes);
+        }
+        if (problem is null && body.ValueKind is not (JsonValueKind.Object or JsonValueKind.Array))
+        {
+            problem = Problems.Create(400, Problems.ValidationFailed, "Validation failed", "The body must be a JSON object or an array of objects.");
+        }
+        return (body, problem);
+    }
+
+    private sealed record BodyLength(long Bytes);
 
     public static async Task<(JsonElement Body, ProblemDetails? Problem)> ReadAsync(HttpRequest request, bool batch, CancellationToken cancellationToken)
     {
@@ -73,6 +97,7 @@ public static class JsonBody
         {
             return (default, Problems.Create(400, Problems.MalformedJson, "Malformed JSON", "The request body is empty."));
         }
+        request.HttpContext.Features.Set(new BodyLength(buffer.WrittenCount));
         try
         {
             using var document = JsonDocument.Parse(buffer.WrittenMemory, new JsonDocumentOptions { MaxDepth = limits.MaxDepth });

@@ -41,9 +41,12 @@ public sealed record OperationInput(
         "device_name", "serial_number", "device_type", "organization",
     ];
 
-    public static OperationInput Read(JsonElement body, WriteMode mode, Errors errors, string prefix = "")
+    /// <summary>In a batch, <c>id</c> names the operation and <c>version</c> is its If-Match; both are read apart.</summary>
+    private static readonly HashSet<string> ReadOnlyInBatch = [.. ReadOnly, "version"];
+
+    public static OperationInput Read(JsonElement body, WriteMode mode, Errors errors, bool batchItem = false)
     {
-        var fields = new FieldReader(body, Writable, ReadOnly, errors, prefix);
+        var fields = new FieldReader(body, Writable, batchItem ? ReadOnlyInBatch : ReadOnly, errors);
         var required = mode != WriteMode.Patch;
         return new(
             fields.Text("device_id", 64, required, nullable: false),

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using DeviceOps.Auth;
 using DeviceOps.Data;
 using DeviceOps.Devices;
@@ -23,7 +24,8 @@ public static class OperationsApi
             .WithDescription("Filters: device_id, status, operation_type, operator_id, since/until (on created_at). Ordering: id, created_at, updated_at, started_at, completed_at, status.");
         group.MapPost("/", Create).RequireScope(Scopes.OperationsWrite)
             .Accepts<OperationRequest>("application/json")
-            .WithSummary("Open an operation on a device");
+            .WithSummary("Open an operation on a device, or many")
+            .WithDescription("An object opens one operation (201 with Location). An array of up to 10,000 objects opens them all or none (201 with the results in order).");
         group.MapGet("/{id:int}/", Get).RequireScope(Scopes.OperationsRead)
             .WithSummary("Get one operation with its device and latest history");
         group.MapPut("/{id:int}/", Put).RequireScope(Scopes.OperationsWrite)
@@ -34,6 +36,7 @@ public static class OperationsApi
             .Accepts<OperationRequest>("application/json")
             .WithSummary("Partially update a device operation");
 
+        group.MapOperationBatches();
         group.WithMetadata(new ProducesResponseTypeMetadata(401, typeof(ProblemDetails), ["application/problem+json"]));
         group.WithMetadata(new ProducesResponseTypeMetadata(403, typeof(ProblemDetails), ["application/problem+json"]));
         return group;
@@ -89,13 +92,22 @@ public static class OperationsApi
         return TypedResults.Ok(await RespondAsync(http, db, operation, cancellationToken));
     }
 
-    public static async Task<Results<Created<OperationResponse>, BodyProblem, ValidationFailed, ConflictProblem>> Create(
+    public static async Task<Results<Created<OperationResponse>, Created<BatchResponse<OperationResponse>>, BodyProblem, ValidationFailed, ConflictProblem, ProblemResult>> Create(
         HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
     {
-        var (body, problem) = await JsonBody.ReadObjectAsync(http.Request, cancellationToken);
+        var (body, problem) = await JsonBody.ReadObjectOrArrayAsync(http.Request, cancellationToken);
         if (problem is not null)
         {
             return new BodyProblem(problem);
+        }
+        if (body.ValueKind == JsonValueKind.Array)
+        {
+            var (items, itemsProblem) = Batch.Items(http.Request, body);
+            if (itemsProblem is not null)
+            {
+                return itemsProblem;
+            }
+            return await OperationsBatchApi.CreateAsync(items, http, db, clock, cancellationToken);
         }
         var errors = new Errors();
         var input = OperationInput.Read(body, WriteMode.Create, errors);
@@ -113,11 +125,7 @@ public static class OperationsApi
         }
 
         var change = NewChange(http, clock, input.Justification);
-        var operation = DeviceOperation.Open(device, input.OperationType.Value!, input.Status.Value ?? OperationStatus.Pending, change);
-        operation.Describe(default, input.OperatorId, input.Description, input.Notes, input.StartedAt, input.CompletedAt, change);
-        operation.Stamp(change);
-        input.Effects.ApplyTo(device, change, operation, mergeConfiguration: true);
-        operation.Validate(change);
+        var operation = OperationWrites.Open(device, input, change);
         if (change.Errors.Any)
         {
             return Problems.Validation(change.Errors.ToDictionary());
@@ -183,20 +191,8 @@ public static class OperationsApi
         {
             return Problems.PreconditionFailedResult();
         }
-        if (input.DeviceId is { IsSet: true, Value: { } code } && code != operation.Device.DeviceCode)
-        {
-            return Problems.Validation("device_id",
-                $"An operation never moves to another device; this one belongs to \"{operation.Device.DeviceCode}\".");
-        }
-
         var change = NewChange(http, clock, input.Justification);
-        operation.Describe(input.OperationType, input.OperatorId, input.Description, input.Notes, input.StartedAt, input.CompletedAt, change);
-        if (input.Status is { IsSet: true, Value: { } status })
-        {
-            operation.ChangeStatus(status, change);
-        }
-        input.Effects.ApplyTo(operation.Device, change, operation, mergeConfiguration: true);
-        operation.Validate(change);
+        OperationWrites.Update(operation, input, change);
         if (change.Errors.Any)
         {
             return Problems.Validation(change.Errors.ToDictionary());
@@ -222,7 +218,7 @@ public static class OperationsApi
             caller.Has(Scopes.OperationsOverride));
     }
 
-    private static IQueryable<DeviceOperation> Visible(IQueryable<DeviceOperation> operations, Caller caller)
+    internal static IQueryable<DeviceOperation> Visible(IQueryable<DeviceOperation> operations, Caller caller)
     {
         var query = operations.Include(o => o.Device).ThenInclude(d => d.Organization).Where(o => o.Device.DeletedAt == null);
         if (caller.Organizations is { } organizations)

@@ -1,0 +1,186 @@
+using System.Text.Json;
+using DeviceOps.Auth;
+using DeviceOps.Data;
+using DeviceOps.Devices;
+using DeviceOps.History;
+using DeviceOps.Http;
+using DeviceOps.Idempotency;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+
+namespace DeviceOps.Operations;
+
+/// <summary>
+/// Batches of operations: PUT and PATCH on the collection take an array of items with
+/// <c>id</c>, POST takes an array of new operations. All or nothing, in one transaction; the
+/// history entries of a batch share its <c>request_id</c>.
+/// </summary>
+public static class OperationsBatchApi
+{
+    public static RouteGroupBuilder MapOperationBatches(this RouteGroupBuilder group)
+    {
+        group.MapPut("/", BatchPut).RequireScope(Scopes.OperationsWrite)
+            .Accepts<OperationRequest[]>("application/json")
+            .WithSummary("Replace many operations at once (all or nothing)")
+            .WithDescription("An array of up to 10,000 PUT bodies, each with its `id` and optionally its `version` (the ETag last seen). Any failing item fails the batch: 400 (or 412, 409) lists every failing item by index, and nothing is applied.");
+        group.MapPatch("/", BatchPatch).RequireScope(Scopes.OperationsWrite)
+            .Accepts<OperationRequest[]>("application/json")
+            .WithSummary("Change many operations at once (all or nothing)");
+        return group;
+    }
+
+    public static Task<Results<Ok<BatchResponse<OperationResponse>>, BodyProblem, ValidationFailed, ProblemResult>> BatchPut(
+        HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken) =>
+        UpdateAsync(WriteMode.Replace, http, db, clock, cancellationToken);
+
+    public static Task<Results<Ok<BatchResponse<OperationResponse>>, BodyProblem, ValidationFailed, ProblemResult>> BatchPatch(
+        HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken) =>
+        UpdateAsync(WriteMode.Patch, http, db, clock, cancellationToken);
+
+    private static async Task<Results<Ok<BatchResponse<OperationResponse>>, BodyProblem, ValidationFailed, ProblemResult>> UpdateAsync(
+        WriteMode mode, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        var (body, problem) = await JsonBody.ReadAsync(http.Request, batch: true, cancellationToken);
+        if (problem is not null)
+        {
+            return new BodyProblem(problem);
+        }
+        var (items, itemsProblem) = Batch.Items(http.Request, body);
+        if (itemsProblem is not null)
+        {
+            return itemsProblem;
+        }
+
+        var failures = new BatchFailures();
+        var inputs = new (int Id, string? Version, OperationInput Input)[items.Count];
+        for (var i = 0; i < items.Count; i++)
+        {
+            var errors = new Errors();
+            var (id, version) = Batch.Identity(items[i], errors);
+            var input = OperationInput.Read(items[i], mode, errors, batchItem: true);
+            if (errors.Any)
+            {
+                failures.Invalid(i, id, errors);
+                continue;
+            }
+            inputs[i] = (id!.Value, version, mode == WriteMode.Replace ? input.AsReplacement() : input);
+        }
+        if (failures.Any)
+        {
+            return failures.ToProblem();
+        }
+
+        var caller = http.Caller();
+        var ids = inputs.Select(i => i.Id).Distinct().ToList();
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        var deviceIds = await db.Operations.Where(o => ids.Contains(o.Id)).Select(o => o.DeviceId).Distinct().ToListAsync(cancellationToken);
+        await db.LockDevicesAsync(deviceIds, cancellationToken);
+        var operations = await OperationsApi.Visible(db.Operations, caller).Where(o => ids.Contains(o.Id))
+            .ToDictionaryAsync(o => o.Id, cancellationToken);
+
+        var entries = new List<HistoryEntry>();
+        for (var i = 0; i < inputs.Length; i++)
+        {
+            var (id, version, input) = inputs[i];
+            if (!operations.TryGetValue(id, out var operation))
+            {
+                failures.NotFound(i, id, "Operation");
+                continue;
+            }
+            if (version is not null && version != operation.ETag())
+            {
+                failures.Stale(i, id);
+                continue;
+            }
+            var change = OperationsApi.NewChange(http, clock, input.Justification);
+            OperationWrites.Update(operation, input, change);
+            Collect(failures, i, id, change, entries);
+        }
+        if (failures.Any)
+        {
+            return failures.ToProblem();
+        }
+
+        db.History.AddRange(entries);
+        await db.SaveChangesAsync(cancellationToken);
+        var response = new BatchResponse<OperationResponse>(inputs.Length, [.. inputs.Select(i => operations[i.Id].ToResponse(null))]);
+        await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status200OK, response, null, clock, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return TypedResults.Ok(response);
+    }
+
+    /// <summary>POST with an array: opens many operations at once, all or nothing.</summary>
+    internal static async Task<Results<Created<OperationResponse>, Created<BatchResponse<OperationResponse>>, BodyProblem, ValidationFailed, ConflictProblem, ProblemResult>> CreateAsync(
+        IReadOnlyList<JsonElement> items, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        var failures = new BatchFailures();
+        var inputs = new OperationInput[items.Count];
+        for (var i = 0; i < items.Count; i++)
+        {
+            var errors = new Errors();
+            inputs[i] = OperationInput.Read(items[i], WriteMode.Create, errors);
+            if (errors.Any)
+            {
+                failures.Invalid(i, null, errors);
+            }
+        }
+        if (failures.Any)
+        {
+            return failures.ToProblem();
+        }
+
+        var caller = http.Caller();
+        var codes = inputs.Select(i => i.DeviceId.Value!).Distinct().ToList();
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        var deviceIds = await db.Devices.Where(d => codes.Contains(d.DeviceCode)).Select(d => d.Id).ToListAsync(cancellationToken);
+        await db.LockDevicesAsync(deviceIds, cancellationToken);
+        var devices = await DevicesApi.Visible(db.Devices, caller).Where(d => codes.Contains(d.DeviceCode))
+            .ToDictionaryAsync(d => d.DeviceCode, cancellationToken);
+
+        var entries = new List<HistoryEntry>();
+        var operations = new DeviceOperation[inputs.Length];
+        for (var i = 0; i < inputs.Length; i++)
+        {
+            var input = inputs[i];
+            if (!devices.TryGetValue(input.DeviceId.Value!, out var device))
+            {
+                var errors = new Errors();
+                errors.Add("device_id", $"No device has the id \"{input.DeviceId.Value}\".");
+                failures.Invalid(i, null, errors);
+                continue;
+            }
+            var change = OperationsApi.NewChange(http, clock, input.Justification);
+            operations[i] = OperationWrites.Open(device, input, change);
+            Collect(failures, i, null, change, entries);
+        }
+        if (failures.Any)
+        {
+            return failures.ToProblem();
+        }
+
+        db.Operations.AddRange(operations);
+        db.History.AddRange(entries);
+        await db.SaveChangesAsync(cancellationToken);
+        var response = new BatchResponse<OperationResponse>(operations.Length, [.. operations.Select(o => o.ToResponse(null))]);
+        await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status201Created, response, null, clock, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return TypedResults.Created((string?)null, response);
+    }
+
+    /// <summary>Files an item's outcome: its history entries, or why it failed.</summary>
+    internal static void Collect(BatchFailures failures, int index, int? id, ChangeContext change, List<HistoryEntry> entries)
+    {
+        if (change.Errors.Any)
+        {
+            failures.Invalid(index, id, change.Errors);
+        }
+        else if (change.Conflict is { } conflict)
+        {
+            failures.Refused(index, id, conflict);
+        }
+        else
+        {
+            entries.AddRange(change.Entries);
+        }
+    }
+}
