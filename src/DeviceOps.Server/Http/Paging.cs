@@ -9,16 +9,25 @@ namespace DeviceOps.Http;
 public sealed record Page<T>(int Count, string? Next, string? Previous, IReadOnlyList<T> Results);
 
 /// <summary>Reads <c>limit</c>, <c>offset</c>, <c>ordering</c> and filters from a query string, collecting every bad parameter.</summary>
-public sealed class ListQuery(HttpRequest request)
+public sealed class ListQuery
 {
     public const int DefaultLimit = 50;
     public const int MaxLimit = 1000;
 
-    public Errors Errors { get; } = new();
-    public HttpRequest Request { get; } = request;
+    public ListQuery(HttpRequest request)
+    {
+        Request = request;
+        // Read here, not when the page is fetched: handlers check Errors before paging, so a
+        // bad limit or offset read later would be silently replaced by the default.
+        Limit = Int("limit", DefaultLimit, 1, MaxLimit);
+        Offset = Int("offset", 0, 0, int.MaxValue);
+    }
 
-    public int Limit => Int("limit", DefaultLimit, 1, MaxLimit);
-    public int Offset => Int("offset", 0, 0, int.MaxValue);
+    public Errors Errors { get; } = new();
+    public HttpRequest Request { get; }
+
+    public int Limit { get; }
+    public int Offset { get; }
 
     public string? Text(string name, int maxLength = 254)
     {
