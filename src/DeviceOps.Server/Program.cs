@@ -29,11 +29,12 @@ app.UseAuthorization();
 
 app.MapHealth();
 app.MapDeviceOpsDocs();
-app.MapOrganizations();
-app.MapDevices();
-app.MapOperations();
-app.MapHistory();
-app.MapTokens();
+var api = app.MapGroup("").WithProblemResults();
+api.MapOrganizations();
+api.MapDevices();
+api.MapOperations();
+api.MapHistory();
+api.MapTokens();
 
 if (tokenCommand)
 {

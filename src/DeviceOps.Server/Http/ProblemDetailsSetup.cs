@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 
 namespace DeviceOps.Http;
@@ -37,6 +38,22 @@ public static class ProblemDetailsSetup
         app.UseStatusCodePages();
         return app;
     }
+
+    /// <summary>
+    /// Handlers return <c>NotFound&lt;ProblemDetails&gt;</c> and <c>Conflict&lt;ProblemDetails&gt;</c> so the
+    /// OpenAPI document lists those outcomes, but those results write plain <c>application/json</c>
+    /// without the <c>request_id</c>. This filter writes their problem through the problem details
+    /// service instead, like every other error: <c>application/problem+json</c> with a request id.
+    /// </summary>
+    public static TBuilder WithProblemResults<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder =>
+        builder.AddEndpointFilter(async (context, next) =>
+        {
+            var result = await next(context);
+            var inner = result is INestedHttpResult nested ? nested.Result : result;
+            return inner is IValueHttpResult { Value: ProblemDetails problem } and not (ProblemHttpResult or ValidationProblem)
+                ? TypedResults.Problem(problem)
+                : result;
+        });
 
     /// <summary>
     /// Kestrel and the framework report client mistakes (a body over Kestrel's limit, a broken
