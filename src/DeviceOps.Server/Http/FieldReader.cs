@@ -72,7 +72,8 @@ public sealed partial class FieldReader
         {
             return Fail<string?>(name, $"Must be at most {maxLength} characters long.");
         }
-        if (required && !nullable && string.IsNullOrWhiteSpace(text))
+        // Not only when required: a PATCH may omit a non-null field but must not blank it.
+        if (!nullable && string.IsNullOrWhiteSpace(text))
         {
             return Fail<string?>(name, "This field may not be blank.");
         }
