@@ -305,6 +305,13 @@ public sealed class ValidationTests(DeviceOpsFactory factory) : IClassFixture<De
         { $$"""{"notes": "{{new string('n', 10_001)}}"}""", "notes" },
         { $$"""{"justification": "{{new string('j', 2001)}}"}""", "justification" },
         { $$$"""{"configuration": {"network_profile": "{{{new string('p', 1025)}}}"}}""", "configuration.network_profile" },
+        { """{"justification": 5}""", "justification" },
+        { """{"operator_id": "OP\u0000456"}""", "operator_id" },
+        { """{"started_at": "2024-02-30T10:00:00Z"}""", "started_at" },
+        { """{"started_at": "2024-01-15T14:30:00+25:00"}""", "started_at" },
+        { """{"started_at": "2024-01-15T14:30:00+0100"}""", "started_at" },
+        { """{"completed_at": ""}""", "completed_at" },
+        { """{"location": "Building\u0000B"}""", "location" },
     };
 
     [Theory]
@@ -431,6 +438,92 @@ public sealed class ValidationTests(DeviceOpsFactory factory) : IClassFixture<De
 
         var problem = await response.AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed");
         AssertErrorKeys(problem, field);
+        await AssertUnchangedAsync(world, before);
+    }
+
+    [Fact]
+    public async Task FieldGivenTwiceReturns400NamingIt()
+    {
+        using var world = await SeedAsync();
+        var before = await SnapshotAsync(world);
+        // Which of the two a parser keeps differs between libraries; the server must not guess.
+        var json = $$"""
+            {"device_id": "{{world.DeviceCode}}", "operation_type": "maintenance", "status": "completed", "status": "cancelled",
+             "location": "Building B"}
+            """;
+
+        var response = await world.Writer.PutAsync(world.OperationUrl, Api.Json(json));
+
+        var problem = await response.AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed");
+        AssertErrorKeys(problem, "status");
+        await AssertUnchangedAsync(world, before);
+    }
+
+    [Fact]
+    public async Task ConfigurationGrowingPastItsBoundOverSeveralPatchesReturns400()
+    {
+        using var world = await SeedAsync();
+        var first = new JsonObject();
+        for (var i = 0; i < 60; i++)
+        {
+            first[$"port_{i}"] = "up";
+        }
+        var accepted = await world.Writer.PatchJsonAsync(world.DeviceUrl, new JsonObject { ["configuration"] = first });
+        Assert.True(accepted.StatusCode == HttpStatusCode.OK, await accepted.Content.ReadAsStringAsync());
+        var before = await SnapshotAsync(world);
+        var second = new JsonObject();
+        for (var i = 0; i < 10; i++)
+        {
+            second[$"vlan_{i}"] = i;
+        }
+
+        var response = await world.Writer.PatchJsonAsync(world.OperationUrl, new JsonObject
+        {
+            ["configuration"] = second,
+            ["location"] = "Building B",
+        });
+
+        var problem = await response.AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed");
+        AssertErrorKeys(problem, "configuration");
+        await AssertUnchangedAsync(world, before);
+    }
+
+    [Fact]
+    public async Task ConfigurationWithTooManyKeysInOneRequestReturns400()
+    {
+        using var world = await SeedAsync();
+        var before = await SnapshotAsync(world);
+        var configuration = new JsonObject();
+        for (var i = 0; i < 65; i++)
+        {
+            configuration[$"key_{i}"] = i;
+        }
+
+        var response = await world.Writer.PatchJsonAsync(world.OperationUrl, new JsonObject { ["configuration"] = configuration });
+
+        var problem = await response.AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed");
+        AssertErrorKeys(problem, "configuration");
+        await AssertUnchangedAsync(world, before);
+    }
+
+    [Fact]
+    public async Task ForbiddenDeviceTransitionInOperationPutReturns409AndAppliesNothing()
+    {
+        using var world = await SeedAsync();
+        var before = await SnapshotAsync(world);
+
+        // active -> provisioning is not an arrow; the valid changes beside it must not be applied.
+        var response = await world.Writer.PutJsonAsync(world.OperationUrl, PutBody(world, new JsonObject
+        {
+            ["status"] = "completed",
+            ["operational_status"] = "provisioning",
+            ["location"] = "Building B",
+            ["assigned_user"] = "tech@example.com",
+        }));
+
+        var problem = await response.AssertProblemAsync(HttpStatusCode.Conflict, "invalid_transition");
+        Assert.Equal(["decommissioned", "inactive", "maintenance"],
+            problem["allowed_next_states"]!.AsArray().Select(s => s!.GetValue<string>()).Order(StringComparer.Ordinal));
         await AssertUnchangedAsync(world, before);
     }
 
@@ -627,6 +720,36 @@ public sealed class ValidationTests(DeviceOpsFactory factory) : IClassFixture<De
         await AssertUnchangedAsync(world, before);
     }
 
+    [Theory]
+    [InlineData("application/json; charset=iso-8859-1")]
+    [InlineData("application/x-www-form-urlencoded")]
+    [InlineData("application/xml")]
+    public async Task NonJsonContentTypeReturns415(string contentType)
+    {
+        using var world = await SeedAsync();
+        var before = await SnapshotAsync(world);
+        var content = new ByteArrayContent(Encoding.UTF8.GetBytes("""{"location": "Building B"}"""));
+        content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+
+        var response = await SendAsync(world, "PATCH", "operation", content);
+
+        await response.AssertProblemAsync(HttpStatusCode.UnsupportedMediaType, "unsupported_media_type");
+        await AssertUnchangedAsync(world, before);
+    }
+
+    [Fact]
+    public async Task DeeplyNestedBodyReturns400AndChangesNothing()
+    {
+        using var world = await SeedAsync();
+        var before = await SnapshotAsync(world);
+        var json = """{"configuration": """ + string.Concat(Enumerable.Repeat("""{"a": """, 40)) + "1" + new string('}', 41);
+
+        var response = await SendAsync(world, "PATCH", "operation", Api.Json(json));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        await AssertUnchangedAsync(world, before);
+    }
+
     [Fact]
     public async Task BodyWithoutContentTypeReturns415()
     {
@@ -753,6 +876,9 @@ public sealed class ValidationTests(DeviceOpsFactory factory) : IClassFixture<De
         { Api.Log + "?ordering=nope", "ordering" },
         { Api.Organizations + "?limit=0", "limit" },
         { Api.Tokens + "?limit=abc", "limit" },
+        { Api.Devices + "?location=Building%00B", "location" },
+        { Api.Operations + "?device_id=DEV%00-1", "device_id" },
+        { Api.Log + "?performed_by=a%00b", "performed_by" },
     };
 
     [Theory]
