@@ -207,6 +207,27 @@ public sealed class AuthTests(DeviceOpsFactory factory) : IClassFixture<DeviceOp
     }
 
     [Fact]
+    public async Task OverrideScopeAloneDoesNotGrantWrites()
+    {
+        using var admin = factory.Admin();
+        var device = await Seeder.DeviceAsync(admin);
+        var code = device["device_id"]!.GetValue<string>();
+        var operation = await Seeder.OperationAsync(admin, code, "completed");
+        var (operationId, deviceId) = (operation["id"]!.GetValue<int>(), device["id"]!.GetValue<int>());
+        var before = await StateAsync(admin, operationId, deviceId, code);
+        using var client = await factory.ClientAsync(Email("override-only"), ["operations:read", "operations:override"]);
+
+        var response = await client.PatchJsonAsync($"{Api.Operations}{operationId}/", new JsonObject
+        {
+            ["status"] = "in_progress",
+            ["justification"] = "Reopening",
+        });
+
+        await response.AssertProblemAsync(HttpStatusCode.Forbidden, "insufficient_scope");
+        await AssertStateAsync(admin, before, operationId, deviceId, code);
+    }
+
+    [Fact]
     public async Task NonAdminTokenCannotCreateListOrRevokeTokens()
     {
         using var admin = factory.Admin();
@@ -364,10 +385,16 @@ public sealed class AuthTests(DeviceOpsFactory factory) : IClassFixture<DeviceOp
         var before = await StateAsync(admin, operationIdA, deviceIdA, world.CodeA);
         using var client = await factory.ClientAsync(Email("limited"), AllButAdmin, [world.A]);
 
-        var response = await client.PatchJsonAsync($"{Api.Devices}{deviceIdA}/", new JsonObject { ["organization"] = world.B });
+        var organizationIdB = (await admin.GetJsonAsync($"{Api.Organizations}?name={Uri.EscapeDataString(world.B)}"))["results"]![0]!["id"]!.GetValue<int>();
 
-        var problem = await response.AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed");
-        Assert.NotEmpty(problem.Messages("organization"));
+        var byName = await client.PatchJsonAsync($"{Api.Devices}{deviceIdA}/", new JsonObject { ["organization"] = world.B });
+        var byId = await client.PatchJsonAsync($"{Api.Devices}{deviceIdA}/", new JsonObject { ["organization"] = organizationIdB });
+
+        foreach (var response in new[] { byName, byId })
+        {
+            var problem = await response.AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed");
+            Assert.NotEmpty(problem.Messages("organization"));
+        }
         await AssertStateAsync(admin, before, operationIdA, deviceIdA, world.CodeA);
     }
 

@@ -246,6 +246,40 @@ public sealed class ValidationTests(DeviceOpsFactory factory) : IClassFixture<De
     }
 
     [Fact]
+    public async Task PutBackOfAFullyDescribedOperationSucceedsAndLeavesNoEntry()
+    {
+        using var world = await SeedAsync();
+        var described = await world.Writer.PatchJsonAsync(world.OperationUrl, new JsonObject
+        {
+            ["assigned_user"] = "tech@example.com",
+            ["next_maintenance"] = "2024-02-15T10:00:00.123456+01:00",
+            ["maintenance_notes"] = "Replace fan tray",
+            ["notes"] = "Parts ordered",
+            ["configuration"] = new JsonObject { ["monitoring_enabled"] = true, ["alert_level"] = "high", ["ports"] = 48 },
+        });
+        Assert.True(described.StatusCode == HttpStatusCode.OK, await described.Content.ReadAsStringAsync());
+        var before = await SnapshotAsync(world);
+        Assert.Equal("2024-02-15T09:00:00.123456Z", before.Operation["next_maintenance"]!.GetValue<string>());
+
+        var response = await world.Writer.PutJsonAsync(world.OperationUrl, before.Operation);
+
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        await AssertUnchangedAsync(world, before);
+    }
+
+    [Fact]
+    public async Task DevicePutBackOfWhatGetReturnedSucceedsAndLeavesNoEntry()
+    {
+        using var world = await SeedAsync();
+        var before = await SnapshotAsync(world);
+
+        var response = await world.Writer.PutJsonAsync(world.DeviceUrl, before.Device);
+
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        await AssertUnchangedAsync(world, before);
+    }
+
+    [Fact]
     public async Task PutWithOtherValuesInReadOnlyFieldsIgnoresThem()
     {
         using var world = await SeedAsync();
@@ -597,6 +631,45 @@ public sealed class ValidationTests(DeviceOpsFactory factory) : IClassFixture<De
         AssertErrorKeys(problem, "device_id");
         await AssertUnchangedAsync(world, before);
         AssertSameJson(otherBefore, await world.Admin.GetJsonAsync(otherUrl), "other device");
+    }
+
+    [Fact]
+    public async Task DevicePutChangingItsInventoryCodeReturns400()
+    {
+        using var world = await SeedAsync();
+        var before = await SnapshotAsync(world);
+
+        var response = await world.Writer.PutJsonAsync(world.DeviceUrl,
+            await DevicePutBodyAsync(world, new JsonObject { ["device_id"] = Seeder.Unique("DEV"), ["location"] = "Building B" }));
+
+        var problem = await response.AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed");
+        AssertErrorKeys(problem, "device_id");
+        await AssertUnchangedAsync(world, before);
+    }
+
+    [Fact]
+    public async Task DevicePostWithTakenInventoryCodeOrSerialReturns409AndCreatesNothing()
+    {
+        using var world = await SeedAsync();
+        var before = await SnapshotAsync(world);
+        var body = new JsonObject
+        {
+            ["device_id"] = world.DeviceCode,
+            ["device_name"] = "Twin",
+            ["serial_number"] = Seeder.Unique("SN"),
+            ["device_type"] = "network_switch",
+            ["organization"] = world.Organization,
+        };
+
+        var sameCode = await world.Writer.PostJsonAsync(Api.Devices, body);
+        body["device_id"] = Seeder.Unique("DEV");
+        body["serial_number"] = before.Device["serial_number"]!.GetValue<string>();
+        var sameSerial = await world.Writer.PostJsonAsync(Api.Devices, body);
+
+        await sameCode.AssertProblemAsync(HttpStatusCode.Conflict, "duplicate");
+        await sameSerial.AssertProblemAsync(HttpStatusCode.Conflict, "duplicate");
+        await AssertUnchangedAsync(world, before);
+        Assert.Empty(await Seeder.HistoryAsync(world.Admin, body["device_id"]!.GetValue<string>()));
     }
 
     [Fact]
