@@ -139,7 +139,7 @@ public static class TokensApi
         var items = new List<string>();
         foreach (var item in element.Value.EnumerateArray())
         {
-            if (item.ValueKind == JsonValueKind.String && item.GetString() is { Length: > 0 and <= 200 } text)
+            if (item.ValueKind == JsonValueKind.String && item.GetString() is { Length: > 0 and <= 200 } text && !FieldReader.HasNul(text))
             {
                 items.Add(text);
             }

@@ -72,7 +72,12 @@ public sealed partial class FieldReader
         {
             return Fail<string?>(name, $"Must be at most {maxLength} characters long.");
         }
-        if (required && !nullable && string.IsNullOrWhiteSpace(text))
+        if (HasNul(text))
+        {
+            return Fail<string?>(name, NulMessage);
+        }
+        // Not only when required: a PATCH may omit a non-null field but must not blank it.
+        if (!nullable && string.IsNullOrWhiteSpace(text))
         {
             return Fail<string?>(name, "This field may not be blank.");
         }
@@ -187,6 +192,11 @@ public sealed partial class FieldReader
         utc = parsed.UtcDateTime;
         return true;
     }
+
+    public const string NulMessage = "Must not contain the NUL character (\\u0000).";
+
+    /// <summary>PostgreSQL text cannot hold U+0000: storing or comparing one is a server error there, so it is refused up front.</summary>
+    public static bool HasNul(string text) => text.Contains('\0', StringComparison.Ordinal);
 
     public static bool IsEmail(string text)
     {

@@ -39,6 +39,11 @@ public sealed class ListQuery
             Errors.Add(name, $"Must be at most {maxLength} characters long.");
             return null;
         }
+        if (FieldReader.HasNul(value))
+        {
+            Errors.Add(name, FieldReader.NulMessage);
+            return null;
+        }
         return value;
     }
 
