@@ -249,6 +249,26 @@ public sealed class AuthTests(DeviceOpsFactory factory) : IClassFixture<DeviceOp
         Assert.Equal(HttpStatusCode.OK, (await victimClient.GetAsync(Api.Devices)).StatusCode);
     }
 
+    [Fact]
+    public async Task AdminLimitedToAnOrganizationCannotManageTokensOrOrganizations()
+    {
+        using var admin = factory.Admin();
+        var organization = await Seeder.OrganizationAsync(admin);
+        using var limited = await factory.ClientAsync(Email("limited-admin"), ["admin"], [organization]);
+        var user = Email("escape");
+
+        var create = await limited.PostJsonAsync(Api.Tokens, TokenBody(user, "admin"));
+        var list = await limited.GetAsync(Api.Tokens);
+        var newOrganization = await limited.PostJsonAsync(Api.Organizations, new JsonObject { ["name"] = Seeder.Unique("Org") });
+
+        var problem = await create.AssertProblemAsync(HttpStatusCode.Forbidden, "insufficient_scope");
+        Assert.Contains("not limited to organizations", problem["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+        await list.AssertProblemAsync(HttpStatusCode.Forbidden, "insufficient_scope");
+        await newOrganization.AssertProblemAsync(HttpStatusCode.Forbidden, "insufficient_scope");
+        Assert.Equal(0, (await admin.GetJsonAsync($"{Api.Tokens}?user={Uri.EscapeDataString(user)}"))["count"]!.GetValue<int>());
+        Assert.Equal(HttpStatusCode.OK, (await limited.GetAsync(Api.Devices)).StatusCode);
+    }
+
     // ---- Organization limits ----------------------------------------------------------------
 
     private sealed record TwoOrganizations(string A, string B, JsonObject DeviceA, JsonObject OperationA, JsonObject DeviceB,

@@ -61,7 +61,8 @@ public sealed class ApiToken
         {
             User = user,
             SecretHash = Hash(secret),
-            Hint = secret[..Math.Min(secret.Length, 8)],
+            // A chosen secret (the bootstrap token's) shows nothing of itself.
+            Hint = secret.StartsWith(SecretPrefix, StringComparison.Ordinal) ? secret[..8] : "(chosen)",
             Scopes = string.Join(' ', scopes.Distinct()),
             OrganizationIds = string.Join(',', organizationIds.Distinct().Order()),
             ExpiresAt = expiresAt,

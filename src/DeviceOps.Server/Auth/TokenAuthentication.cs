@@ -115,8 +115,10 @@ public sealed class TokenAuthenticationHandler(
         Response.Headers.WWWAuthenticate = needed is null
             ? "Bearer realm=\"deviceops\", error=\"insufficient_scope\""
             : $"Bearer realm=\"deviceops\", error=\"insufficient_scope\", scope=\"{needed}\"";
-        var problem = Problems.Create(403, "insufficient_scope", "Forbidden",
-            needed is null ? "The token lacks the scope this call needs." : $"The token lacks the scope '{needed}' this call needs.");
+        var detail = needed is null ? "The token lacks the scope this call needs."
+            : Context.Caller().Has(needed) ? $"This call needs a '{needed}' token that is not limited to organizations."
+            : $"The token lacks the scope '{needed}' this call needs.";
+        var problem = Problems.Create(403, "insufficient_scope", "Forbidden", detail);
         await problems.WriteAsync(new ProblemDetailsContext { HttpContext = Context, ProblemDetails = problem });
     }
 }
@@ -145,6 +147,9 @@ public static class AuthExtensions
                 .RequireAuthenticatedUser()
                 .RequireAssertion(context => new Caller(context.User).Has(scope)));
         }
+        builder.AddPolicy(UnlimitedAdmin, policy => policy
+            .RequireAuthenticatedUser()
+            .RequireAssertion(context => new Caller(context.User) is { Organizations: null } caller && caller.Has(Scopes.Admin)));
         // The history belongs to devices and operations alike: either read scope may list it.
         builder.AddPolicy(AnyRead, policy => policy
             .RequireAuthenticatedUser()
@@ -154,6 +159,12 @@ public static class AuthExtensions
     }
 
     public const string AnyRead = "devices:read or operations:read";
+
+    /// <summary>
+    /// Tokens and organizations are managed by an admin whose token is limited to no
+    /// organization: an admin limited to one could otherwise mint itself a token for all.
+    /// </summary>
+    public const string UnlimitedAdmin = "admin without organization limits";
 
     /// <summary>Requires a scope and records it so a 403 can name it.</summary>
     public static TBuilder RequireScope<TBuilder>(this TBuilder builder, string scope) where TBuilder : IEndpointConventionBuilder =>
