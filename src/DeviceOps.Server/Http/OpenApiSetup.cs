@@ -53,6 +53,14 @@ public static class OpenApiSetup
                     Scheme = "bearer",
                     Description = "A DeviceOps API token (made by `token create` or POST /api/v1/token/).",
                 };
+                // The generator trims each route's trailing slash, but the API's paths end with one
+                // (the seed's style): put it back, so the document names the URLs clients call.
+                var paths = new OpenApiPaths();
+                foreach (var (path, item) in document.Paths)
+                {
+                    paths[path.StartsWith("/api/", StringComparison.Ordinal) && !path.EndsWith('/') ? path + "/" : path] = item;
+                }
+                document.Paths = paths;
                 return Task.CompletedTask;
             });
             options.AddOperationTransformer((operation, context, _) =>
