@@ -230,6 +230,7 @@ public sealed class ServerProcess : IAsyncDisposable
     private readonly StringBuilder _output = new();
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly HttpClient _probe;
+    private bool _disposed;
 
     private ServerProcess(Process process, Uri baseAddress)
     {
@@ -358,6 +359,12 @@ public sealed class ServerProcess : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // A test disposes its server and the home disposes every server it started: once is enough.
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
         _probe.Dispose();
         try
         {
