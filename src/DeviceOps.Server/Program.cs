@@ -9,6 +9,12 @@ using DeviceOps.Organizations;
 
 var tokenCommand = args.FirstOrDefault() == "token";
 var builder = WebApplication.CreateBuilder(tokenCommand ? [] : [.. args.Where(a => a != "--demo")]);
+if (tokenCommand)
+{
+    // The command's stdout is its result (`token create` prints the secret on the first line, for
+    // scripts); log lines such as the first run's migrations go to stderr instead.
+    builder.Logging.AddConsole(options => options.LogToStandardErrorThreshold = LogLevel.Trace);
+}
 if (args.Contains("--demo"))
 {
     builder.Configuration[HostSetup.DemoSetting] = "true";
