@@ -6,6 +6,7 @@ using DeviceOps.Idempotency;
 using DeviceOps.Http;
 using DeviceOps.Operations;
 using DeviceOps.Organizations;
+using DeviceOps.RateLimits;
 
 var tokenCommand = args.FirstOrDefault() == "token";
 var builder = WebApplication.CreateBuilder(tokenCommand ? [] : [.. args.Where(a => a != "--demo")]);
@@ -26,12 +27,14 @@ builder.Services.AddDeviceOpsProblemDetails();
 builder.Services.AddDeviceOpsAuth();
 builder.Services.AddDeviceOpsJson();
 builder.Services.AddDeviceOpsOpenApi();
+builder.Services.AddDeviceOpsRateLimits(builder.Configuration);
 
 var app = builder.Build();
 
 app.UseRequestId();
 app.UseDeviceOpsProblemDetails();
 app.UseAuthentication();
+app.UseDeviceOpsRateLimits();
 app.UseAuthorization();
 app.UseIdempotency();
 

@@ -17,6 +17,7 @@ public sealed class Caller
     public const string ScopeClaim = "scope";
     public const string OrganizationClaim = "org";
     public const string TokenIdClaim = "token_id";
+    public const string RateLimitClaim = "rate_limit_per_minute";
 
     private readonly HashSet<string> _scopes;
     private readonly HashSet<int>? _organizations;
@@ -84,6 +85,10 @@ public sealed class TokenAuthenticationHandler(
         }
 
         var claims = new List<Claim> { new(ClaimTypes.Name, token.User), new(Caller.TokenIdClaim, token.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)) };
+        if (token.RateLimitPerMinute is { } perMinute)
+        {
+            claims.Add(new Claim(Caller.RateLimitClaim, perMinute.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        }
         claims.AddRange(token.ScopeList.Select(s => new Claim(Caller.ScopeClaim, s)));
         claims.AddRange(token.OrganizationIdList.Select(o => new Claim(Caller.OrganizationClaim, o.ToString(System.Globalization.CultureInfo.InvariantCulture))));
         var principal = new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName));

@@ -28,6 +28,17 @@ public class DeviceOpsFactory : WebApplicationFactory<Program>, IAsyncLifetime
 
     public string ConnectionString { get; private set; } = "";
 
+    /// <summary>
+    /// Settings for this server; set before the server starts. Rate limits are lifted by
+    /// default, since a test class makes thousands of calls a minute with one token; the rate
+    /// limit tests set their own.
+    /// </summary>
+    public Dictionary<string, string> Settings { get; } = new()
+    {
+        ["DeviceOps:RateLimit:DefaultPerMinute"] = "1000000",
+        ["DeviceOps:RateLimit:AnonymousPerMinute"] = "1000000",
+    };
+
     public static bool OnPostgres => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(PostgresSetting));
 
     public virtual async Task InitializeAsync()
@@ -54,6 +65,10 @@ public class DeviceOpsFactory : WebApplicationFactory<Program>, IAsyncLifetime
         builder.UseEnvironment("Testing");
         builder.UseSetting("DEVICEOPS_DATABASE", ConnectionString);
         builder.UseSetting("DEVICEOPS_BOOTSTRAP_TOKEN", BootstrapSecret);
+        foreach (var (key, value) in Settings)
+        {
+            builder.UseSetting(key, value);
+        }
         builder.ConfigureTestServices(services => services.AddSingleton<TimeProvider>(Clock));
     }
 
@@ -76,7 +91,8 @@ public class DeviceOpsFactory : WebApplicationFactory<Program>, IAsyncLifetime
         return WithToken(secret);
     }
 
-    public async Task<string> TokenAsync(string user, string[] scopes, string[]? organizations = null, DateTimeOffset? expiresAt = null)
+    public async Task<string> TokenAsync(string user, string[] scopes, string[]? organizations = null, DateTimeOffset? expiresAt = null,
+        int? rateLimitPerMinute = null)
     {
         var body = new JsonObject
         {
@@ -90,6 +106,10 @@ public class DeviceOpsFactory : WebApplicationFactory<Program>, IAsyncLifetime
         if (expiresAt is { } expiry)
         {
             body["expires_at"] = expiry.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
+        }
+        if (rateLimitPerMinute is { } perMinute)
+        {
+            body["rate_limit_per_minute"] = perMinute;
         }
         using var admin = Admin();
         var response = await admin.PostAsJsonAsync("/api/v1/token/", body);
