@@ -101,4 +101,31 @@ public sealed class ListTests(DeviceOpsFactory factory) : IClassFixture<DeviceOp
         var problem = await response.AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed");
         Assert.Equal(["limit", "offset", "ordering", "since", "status"], problem["errors"]!.AsObject().Select(p => p.Key).Order());
     }
+
+    [Fact]
+    public async Task FieldsProjectionKeepsOnlyTheNamedFieldsOfEachResult()
+    {
+        using var admin = factory.Admin();
+        var device = await Seeder.DeviceAsync(admin);
+        var code = device["device_id"]!.GetValue<string>();
+        await Seeder.OperationAsync(admin, code);
+
+        var operations = await admin.GetJsonAsync($"{Api.Operations}?device_id={code}&fields=id,status,location");
+        var devices = await admin.GetJsonAsync($"{Api.Devices}?organization={Uri.EscapeDataString(device["organization"]!.GetValue<string>())}&fields=device_id");
+
+        Assert.Equal(1, operations["count"]!.GetValue<int>());
+        Assert.Equal(["id", "status", "location"], operations["results"]![0]!.AsObject().Select(p => p.Key));
+        Assert.True(JsonNode.DeepEquals(new JsonArray(new JsonObject { ["device_id"] = code }), devices["results"]));
+    }
+
+    [Fact]
+    public async Task FieldsProjectionWithAnUnknownFieldReturns400()
+    {
+        using var admin = factory.Admin();
+
+        var response = await admin.GetAsync($"{Api.Log}?fields=id,secret_sauce");
+
+        var problem = await response.AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed");
+        Assert.Contains("secret_sauce", problem.Messages("fields")[0], StringComparison.Ordinal);
+    }
 }

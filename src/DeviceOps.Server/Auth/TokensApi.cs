@@ -43,7 +43,7 @@ public static class TokensApi
     public static RouteGroupBuilder MapTokens(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup(Path).WithTags("Tokens").RequireScope(Scopes.Admin).RequireAuthorization(AuthExtensions.UnlimitedAdmin);
-        group.MapGet("/", List).WithSummary("List tokens (never their secrets)");
+        group.MapGet("/", List).WithFields<TokenResponse>().WithSummary("List tokens (never their secrets)");
         group.MapPost("/", Create).Accepts<TokenRequest>("application/json")
             .WithSummary("Create a token; its secret is in this response only");
         group.MapDelete("/{id:int}/", Revoke).WithSummary("Revoke a token, effective at once");

@@ -20,7 +20,7 @@ public static class DevicesApi
     public static RouteGroupBuilder MapDevices(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup(Path).WithTags("Devices");
-        group.MapGet("/", List).RequireScope(Scopes.DevicesRead)
+        group.MapGet("/", List).RequireScope(Scopes.DevicesRead).WithFields<DeviceResponse>()
             .WithSummary("List devices")
             .WithDescription("Filters: organization (id or name), operational_status, device_type, location, assigned_user, next_maintenance_before. Ordering: id, device_id, device_name, operational_status, location, next_maintenance, last_updated, created_at.");
         group.MapPost("/", Create).RequireScope(Scopes.DevicesWrite)

@@ -15,7 +15,7 @@ public static class HistoryApi
     public static RouteGroupBuilder MapHistory(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup(Path).WithTags("Operational history");
-        group.MapGet("/", List).RequireAuthorization(AuthExtensions.AnyRead)
+        group.MapGet("/", List).RequireAuthorization(AuthExtensions.AnyRead).WithFields<HistoryEntryResponse>()
             .WithSummary("List history entries, newest first")
             .WithDescription("Filters: device_id, operation_id, action, performed_by, request_id, since/until (on timestamp). Ordering: id, timestamp (default -id).");
         group.MapGet("/{id:long}/", Get).RequireAuthorization(AuthExtensions.AnyRead)

@@ -27,6 +27,7 @@ public sealed record HealthResponse(string Status);
 [JsonSerializable(typeof(BatchResponse<OperationResponse>))]
 [JsonSerializable(typeof(BatchResponse<DeviceResponse>))]
 [JsonSerializable(typeof(List<FailedItem>))]
+[JsonSerializable(typeof(System.Text.Json.Nodes.JsonObject))]
 [JsonSerializable(typeof(IReadOnlyList<string>))]
 public sealed partial class DeviceOpsJson : JsonSerializerContext
 {

@@ -19,7 +19,7 @@ public static class OperationsApi
     {
         var group = app.MapGroup(Path).WithTags("Device operations");
 
-        group.MapGet("/", List).RequireScope(Scopes.OperationsRead)
+        group.MapGet("/", List).RequireScope(Scopes.OperationsRead).WithFields<OperationResponse>()
             .WithSummary("List device operations")
             .WithDescription("Filters: device_id, status, operation_type, operator_id, since/until (on created_at). Ordering: id, created_at, updated_at, started_at, completed_at, status.");
         group.MapPost("/", Create).RequireScope(Scopes.OperationsWrite)

@@ -21,7 +21,7 @@ public static class OrganizationsApi
     public static RouteGroupBuilder MapOrganizations(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup(Path).WithTags("Organizations");
-        group.MapGet("/", List).RequireAuthorization(AuthExtensions.AnyRead).WithSummary("List organizations");
+        group.MapGet("/", List).RequireAuthorization(AuthExtensions.AnyRead).WithFields<OrganizationResponse>().WithSummary("List organizations");
         group.MapGet("/{id:int}/", Get).RequireAuthorization(AuthExtensions.AnyRead).WithSummary("Get one organization");
         group.MapPost("/", Create).RequireScope(Scopes.Admin).RequireAuthorization(AuthExtensions.UnlimitedAdmin)
             .Accepts<OrganizationRequest>("application/json").WithSummary("Create an organization");
