@@ -1,6 +1,7 @@
 using DeviceOps.Auth;
 using DeviceOps.Data;
 using DeviceOps.Devices;
+using DeviceOps.Events;
 using DeviceOps.History;
 using DeviceOps.Idempotency;
 using DeviceOps.Http;
@@ -45,6 +46,7 @@ app.MapDevices();
 app.MapOperations();
 app.MapHistory();
 app.MapTokens();
+app.MapEvents();
 
 if (tokenCommand)
 {

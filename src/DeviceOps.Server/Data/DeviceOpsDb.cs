@@ -1,5 +1,6 @@
 using DeviceOps.Auth;
 using DeviceOps.Devices;
+using DeviceOps.Events;
 using DeviceOps.History;
 using DeviceOps.Idempotency;
 using DeviceOps.Operations;
@@ -20,6 +21,20 @@ public abstract class DeviceOpsDb(DbContextOptions options) : DbContext(options)
     public DbSet<DeviceOperation> Operations => Set<DeviceOperation>();
     public DbSet<HistoryEntry> History => Set<HistoryEntry>();
     public DbSet<ApiToken> Tokens => Set<ApiToken>();
+    public DbSet<OutboxEvent> Events => Set<OutboxEvent>();
+
+    /// <summary>
+    /// Adds a change's history entries and, for each, its outbox event: saved by the caller's
+    /// SaveChanges, so both commit with the change or not at all.
+    /// </summary>
+    public void Record(IEnumerable<HistoryEntry> entries)
+    {
+        foreach (var entry in entries)
+        {
+            History.Add(entry);
+            Events.Add(OutboxEvent.For(entry));
+        }
+    }
 
     public abstract bool IsPostgres { get; }
 
@@ -123,6 +138,21 @@ public abstract class DeviceOpsDb(DbContextOptions options) : DbContext(options)
             e.Ignore(t => t.OrganizationIdList);
         });
 
+        modelBuilder.Entity<OutboxEvent>(e =>
+        {
+            e.ToTable("events");
+            e.Property(v => v.Type).HasMaxLength(64);
+            e.Property(v => v.DeviceCode).HasMaxLength(64);
+            e.Property(v => v.RequestId).HasMaxLength(128);
+            e.Property(v => v.PerformedBy).HasMaxLength(254);
+            e.HasIndex(v => v.EventId).IsUnique();
+            e.HasIndex(v => new { v.Tx, v.Id });
+            e.HasIndex(v => v.OccurredAt);
+            e.HasOne(v => v.Device).WithMany().OnDelete(DeleteBehavior.Restrict);
+            e.HasOne(v => v.Operation).WithMany().OnDelete(DeleteBehavior.Restrict);
+            e.HasOne(v => v.Organization).WithMany().OnDelete(DeleteBehavior.Restrict);
+        });
+
         modelBuilder.Entity<IdempotencyRecord>(e =>
         {
             e.ToTable("idempotency_records");
@@ -160,4 +190,11 @@ public sealed class SqliteDeviceOpsDb(DbContextOptions<SqliteDeviceOpsDb> option
 public sealed class PostgresDeviceOpsDb(DbContextOptions<PostgresDeviceOpsDb> options) : DeviceOpsDb(options)
 {
     public override bool IsPostgres => true;
+
+    protected override void OnModelCreating(ModelBuilder modelBuilder)
+    {
+        base.OnModelCreating(modelBuilder);
+        // The writer's transaction id, stamped by the database itself at insert.
+        modelBuilder.Entity<OutboxEvent>().Property(v => v.Tx).HasDefaultValueSql("(pg_current_xact_id()::text)::bigint");
+    }
 }

@@ -1,4 +1,5 @@
 using System.Data.Common;
+using DeviceOps.Events;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
@@ -21,11 +22,13 @@ public static class StoreExtensions
         // The setting is read when the first context is made, not here, so a host that adds
         // configuration after this call (tests, other hosts) is still obeyed.
         var services = builder.Services;
+        services.AddSingleton<EventSignal>();
         services.AddDbContext<SqliteDeviceOpsDb>((provider, options) => options
             .UseSqlite(ToSqliteConnectionString(Setting(provider)))
-            .AddInterceptors(new SqliteDurability()));
+            .AddInterceptors(new SqliteDurability(), new EventSignal.CommitInterceptor(provider.GetRequiredService<EventSignal>())));
         services.AddDbContext<PostgresDeviceOpsDb>((provider, options) => options
-            .UseNpgsql(ToNpgsqlConnectionString(Setting(provider)!)));
+            .UseNpgsql(ToNpgsqlConnectionString(Setting(provider)!))
+            .AddInterceptors(new EventSignal.CommitInterceptor(provider.GetRequiredService<EventSignal>())));
         services.AddScoped<DeviceOpsDb>(provider => IsPostgres(Setting(provider))
             ? provider.GetRequiredService<PostgresDeviceOpsDb>()
             : provider.GetRequiredService<SqliteDeviceOpsDb>());

@@ -58,7 +58,7 @@ public static class DemoData
             {
                 db.Entry(operation).Property(o => o.Id).CurrentValue = SeedOperationId;
             }
-            db.History.AddRange(change.Entries);
+            db.Record(change.Entries);
         }
 
         // The secret of the previous demo token cannot be shown again; replace it.

@@ -127,7 +127,7 @@ public static class DevicesApi
         }
 
         db.Devices.Add(device);
-        db.History.AddRange(change.Entries);
+        db.Record(change.Entries);
         if (await SaveAsync(db, cancellationToken) is { } conflict)
         {
             return conflict;
@@ -203,7 +203,7 @@ public static class DevicesApi
             return Transitions.ConflictResult(refused);
         }
 
-        db.History.AddRange(change.Entries);
+        db.Record(change.Entries);
         if (await SaveAsync(db, cancellationToken) is { } conflict)
         {
             return conflict;
@@ -230,7 +230,7 @@ public static class DevicesApi
             return Problems.ConflictResult("device_not_decommissioned", "Device not decommissioned",
                 $"Only a decommissioned device can be deleted; this one is \"{device.Status}\".");
         }
-        db.History.AddRange(change.Entries);
+        db.Record(change.Entries);
         await db.SaveChangesAsync(cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         return TypedResults.NoContent();

@@ -128,7 +128,7 @@ public static class DevicesBatchApi
             return failures.ToProblem();
         }
 
-        db.History.AddRange(entries);
+        db.Record(entries);
         if (await DevicesApi.SaveAsync(db, cancellationToken) is { } conflict)
         {
             return conflict;

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using DeviceOps.Auth;
 using DeviceOps.Devices;
+using DeviceOps.Events;
 using DeviceOps.History;
 using DeviceOps.Operations;
 using DeviceOps.Organizations;
@@ -24,6 +25,8 @@ public sealed record HealthResponse(string Status);
 [JsonSerializable(typeof(TokenResponse))]
 [JsonSerializable(typeof(Page<TokenResponse>))]
 [JsonSerializable(typeof(HealthResponse))]
+[JsonSerializable(typeof(EventPage))]
+[JsonSerializable(typeof(EventResponse))]
 [JsonSerializable(typeof(BatchResponse<OperationResponse>))]
 [JsonSerializable(typeof(BatchResponse<DeviceResponse>))]
 [JsonSerializable(typeof(List<FailedItem>))]

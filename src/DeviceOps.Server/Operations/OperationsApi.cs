@@ -136,7 +136,7 @@ public static class OperationsApi
         }
 
         db.Operations.Add(operation);
-        db.History.AddRange(change.Entries);
+        db.Record(change.Entries);
         await db.SaveChangesAsync(cancellationToken);
         var location = $"{Path}/{operation.Id}/";
         var response = await RespondAsync(http, db, operation, cancellationToken);
@@ -202,7 +202,7 @@ public static class OperationsApi
             return Transitions.ConflictResult(conflict);
         }
 
-        db.History.AddRange(change.Entries);
+        db.Record(change.Entries);
         await db.SaveChangesAsync(cancellationToken);
         var response = await RespondAsync(http, db, operation, cancellationToken);
         await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status200OK, response, null, clock, cancellationToken);

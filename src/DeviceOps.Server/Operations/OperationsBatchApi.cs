@@ -101,7 +101,7 @@ public static class OperationsBatchApi
             return failures.ToProblem();
         }
 
-        db.History.AddRange(entries);
+        db.Record(entries);
         await db.SaveChangesAsync(cancellationToken);
         var response = new BatchResponse<OperationResponse>(inputs.Length, [.. inputs.Select(i => operations[i.Id].ToResponse(null))]);
         await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status200OK, response, null, clock, cancellationToken);
@@ -159,7 +159,7 @@ public static class OperationsBatchApi
         }
 
         db.Operations.AddRange(operations);
-        db.History.AddRange(entries);
+        db.Record(entries);
         await db.SaveChangesAsync(cancellationToken);
         var response = new BatchResponse<OperationResponse>(operations.Length, [.. operations.Select(o => o.ToResponse(null))]);
         await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status201Created, response, null, clock, cancellationToken);

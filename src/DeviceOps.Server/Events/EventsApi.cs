@@ -1,0 +1,216 @@
+using System.Globalization;
+using System.Net.ServerSentEvents;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using DeviceOps.Auth;
+using DeviceOps.Data;
+using DeviceOps.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.EntityFrameworkCore;
+
+namespace DeviceOps.Events;
+
+public sealed record EventResponse(
+    Guid Id,
+    string Cursor,
+    string Type,
+    DateTime OccurredAt,
+    string DeviceId,
+    int? OperationId,
+    string RequestId,
+    string PerformedBy,
+    JsonElement From,
+    JsonElement To,
+    JsonElement Changes,
+    string? Justification);
+
+public sealed record EventPage(IReadOnlyList<EventResponse> Results, string Cursor, string Next, bool HasMore);
+
+/// <summary>A position in the event log, opaque to clients: <c>{tx}-{id}</c>.</summary>
+public readonly record struct EventCursor(long Tx, long Id)
+{
+    public static readonly EventCursor Start = new(0, 0);
+
+    public override string ToString() => $"{Tx.ToString(CultureInfo.InvariantCulture)}-{Id.ToString(CultureInfo.InvariantCulture)}";
+
+    public static bool TryParse(string? text, out EventCursor cursor)
+    {
+        cursor = Start;
+        if (string.IsNullOrEmpty(text))
+        {
+            return true;
+        }
+        var parts = text.Split('-');
+        if (parts.Length == 2
+            && long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var tx)
+            && long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var id))
+        {
+            cursor = new(tx, id);
+            return true;
+        }
+        return false;
+    }
+}
+
+/// <summary>
+/// The change feed: <c>GET /api/v1/events/?after=CURSOR</c> pages through every committed event
+/// in order, gap-free and resumable; <c>/api/v1/events/stream</c> sends the same events live as
+/// Server-Sent Events, resuming from <c>Last-Event-ID</c>.
+/// </summary>
+public static class EventsApi
+{
+    public const string Path = "/api/v1/events";
+    public const int DefaultLimit = 100;
+    public const int MaxLimit = 1000;
+
+    public static RouteGroupBuilder MapEvents(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup(Path).WithTags("Events").RequireAuthorization(AuthExtensions.AnyRead);
+        group.MapGet("/", Feed).WithSummary("Read change events after a cursor, in order")
+            .WithDescription("`after` is the `cursor` of the last event you processed (empty: from the oldest kept). Filters: `type` (comma-separated), `device_id`. Answers up to `limit` events (default 100, at most 1000), the cursor to continue from, and whether more are waiting.");
+        group.MapGet("/stream", Stream).WithSummary("Change events live, as Server-Sent Events")
+            .WithDescription("Each SSE message has the event's cursor as `id` and its type as `event`; reconnect with `Last-Event-ID` (or `?after=`) to resume without a gap. A `heartbeat` message comes every 15 seconds of quiet.");
+        group.WithMetadata(new ProducesResponseTypeMetadata(401, typeof(ProblemDetails), ["application/problem+json"]));
+        group.WithMetadata(new ProducesResponseTypeMetadata(403, typeof(ProblemDetails), ["application/problem+json"]));
+        return group;
+    }
+
+    public static async Task<Results<Ok<EventPage>, ValidationFailed>> Feed(HttpContext http, DeviceOpsDb db, CancellationToken cancellationToken)
+    {
+        var (filter, errors) = Read(http.Request, http.Request.Query["after"]);
+        if (errors.Any)
+        {
+            return Problems.Validation(errors.ToDictionary(), "The query string has invalid parameters; see errors.");
+        }
+        var list = new ListQuery(http.Request);
+        var limit = Math.Clamp(list.Request.Query.ContainsKey("limit") ? list.Limit : DefaultLimit, 1, MaxLimit);
+        var (events, cursor, more) = await ReadAsync(db, http.Caller(), filter, limit, cancellationToken);
+        var next = QueryHelpers.AddQueryString($"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}{http.Request.Path}",
+            QueryHelpers.ParseQuery(http.Request.QueryString.Value)
+                .Where(p => p.Key != "after")
+                .SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string?>(p.Key, v)))
+                .Append(new("after", cursor.ToString())));
+        return TypedResults.Ok(new EventPage(events, cursor.ToString(), next, more));
+    }
+
+    public static Results<ServerSentEventsResult<EventResponse>, ValidationFailed> Stream(
+        HttpContext http, DeviceOpsDb db, EventSignal signal, TimeProvider clock)
+    {
+        // Last-Event-ID is how an EventSource resumes by itself; ?after= serves other clients.
+        var resumeFrom = http.Request.Headers["Last-Event-ID"].ToString() is { Length: > 0 } lastEventId
+            ? lastEventId
+            : http.Request.Query["after"].ToString();
+        var (filter, errors) = Read(http.Request, resumeFrom);
+        if (errors.Any)
+        {
+            return Problems.Validation(errors.ToDictionary(), "The query string has invalid parameters; see errors.");
+        }
+        return TypedResults.ServerSentEvents(Follow(db, http.Caller(), filter, signal, clock, http.RequestAborted));
+    }
+
+    private static async IAsyncEnumerable<SseItem<EventResponse>> Follow(DeviceOpsDb db, Caller caller, EventFilter filter,
+        EventSignal signal, TimeProvider clock, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        // A first heartbeat sends the headers at once: a client (or proxy) waiting for them must
+        // not wait for the next change.
+        yield return new SseItem<EventResponse>(null!, "heartbeat") { EventId = filter.After.ToString() };
+        var quietSince = clock.GetTimestamp();
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            var pulse = signal.Next();
+            var (events, cursor, more) = await ReadAsync(db, caller, filter, MaxLimit, cancellationToken);
+            filter = filter with { After = cursor };
+            foreach (var item in events)
+            {
+                yield return new SseItem<EventResponse>(item, item.Type) { EventId = item.Cursor };
+            }
+            if (events.Count > 0)
+            {
+                quietSince = clock.GetTimestamp();
+            }
+            else if (clock.GetElapsedTime(quietSince) > TimeSpan.FromSeconds(15))
+            {
+                quietSince = clock.GetTimestamp();
+                yield return new SseItem<EventResponse>(null!, "heartbeat") { EventId = cursor.ToString() };
+            }
+            if (!more)
+            {
+                // A commit in this process wakes us at once; other instances' commits within a second.
+                await EventSignal.WaitAsync(pulse, TimeSpan.FromSeconds(1), cancellationToken);
+            }
+        }
+    }
+
+    private sealed record EventFilter(EventCursor After, HashSet<string>? Types, string? DeviceCode);
+
+    private static (EventFilter Filter, Errors Errors) Read(HttpRequest request, string? after)
+    {
+        var errors = new Errors();
+        if (!EventCursor.TryParse(after, out var cursor))
+        {
+            errors.Add("after", "Must be a cursor this API returned, e.g. 0-123.");
+        }
+        HashSet<string>? types = null;
+        if (request.Query["type"].ToString() is { Length: > 0 } given)
+        {
+            types = [.. given.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)];
+            foreach (var unknown in types.Where(t => !OutboxEvent.Types.Contains(t)))
+            {
+                errors.Add("type", $"\"{unknown}\" is not an event type; use: {string.Join(", ", OutboxEvent.Types)}.");
+            }
+        }
+        var device = request.Query["device_id"].ToString();
+        return (new EventFilter(cursor, types, device.Length > 0 ? device : null), errors);
+    }
+
+    /// <summary>
+    /// The next events after a cursor. On PostgreSQL only events of transactions older than the
+    /// oldest one still running are read, in (tx, id) order: an event numbered earlier but
+    /// committed later can then never be skipped.
+    /// </summary>
+    private static async Task<(List<EventResponse> Events, EventCursor Cursor, bool More)> ReadAsync(DeviceOpsDb db, Caller caller,
+        EventFilter filter, int limit, CancellationToken cancellationToken)
+    {
+        var after = filter.After;
+        var query = db.Events.AsNoTracking();
+        if (db.IsPostgres)
+        {
+            var horizon = await db.Database
+                .SqlQueryRaw<long>("SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint AS \"Value\"")
+                .SingleAsync(cancellationToken);
+            query = query.Where(e => e.Tx < horizon && (e.Tx > after.Tx || (e.Tx == after.Tx && e.Id > after.Id)));
+        }
+        else
+        {
+            query = query.Where(e => e.Id > after.Id);
+        }
+        // Filters are applied after the cursor window is read, so the cursor moves past
+        // events the caller may not see and a sparse filter still makes progress.
+        var window = await query.OrderBy(e => e.Tx).ThenBy(e => e.Id).Take(limit + 1).ToListAsync(cancellationToken);
+        var more = window.Count > limit;
+        if (more)
+        {
+            window.RemoveAt(limit);
+        }
+        var cursor = window.Count > 0 ? new EventCursor(window[^1].Tx, window[^1].Id) : after;
+        var visible = window
+            .Where(e => caller.CanSee(e.OrganizationId))
+            .Where(e => filter.Types is null || filter.Types.Contains(e.Type))
+            .Where(e => filter.DeviceCode is null || e.DeviceCode == filter.DeviceCode)
+            .Select(ToResponse)
+            .ToList();
+        return (visible, cursor, more);
+    }
+
+    public static EventResponse ToResponse(OutboxEvent e)
+    {
+        using var data = JsonDocument.Parse(e.Data);
+        var root = data.RootElement;
+        return new(e.EventId, new EventCursor(e.Tx, e.Id).ToString(), e.Type, e.OccurredAt, e.DeviceCode, e.OperationId,
+            e.RequestId, e.PerformedBy, root.GetProperty("from").Clone(), root.GetProperty("to").Clone(),
+            root.GetProperty("changes").Clone(),
+            root.GetProperty("justification").ValueKind == JsonValueKind.String ? root.GetProperty("justification").GetString() : null);
+    }
+}

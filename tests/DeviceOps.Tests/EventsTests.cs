@@ -1,0 +1,204 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using DeviceOps.Tests.Infrastructure;
+
+namespace DeviceOps.Tests;
+
+public sealed class EventsTests(DeviceOpsFactory factory) : IClassFixture<DeviceOpsFactory>
+{
+    private const string Events = "/api/v1/events/";
+
+    /// <summary>Every event of a device after a cursor, reading the feed page by page.</summary>
+    private static async Task<List<JsonObject>> ReadAllAsync(HttpClient client, string query, int limit = 1000)
+    {
+        var events = new List<JsonObject>();
+        var url = $"{Events}?{query}&limit={limit}";
+        while (true)
+        {
+            var page = await client.GetJsonAsync(url);
+            events.AddRange(page["results"]!.AsArray().Select(e => e!.AsObject()));
+            if (!page["has_more"]!.GetValue<bool>())
+            {
+                return events;
+            }
+            url = page["next"]!.GetValue<string>();
+        }
+    }
+
+    [Fact]
+    public async Task EveryCommittedChangeIsAnEventWithItsFromAndTo()
+    {
+        using var admin = factory.Admin();
+        var (device, operation) = await Seeder.DeviceWithOperationAsync(admin);
+        var code = device["device_id"]!.GetValue<string>();
+        var start = (await admin.GetJsonAsync($"{Events}?device_id={code}"))["cursor"]!.GetValue<string>();
+
+        var response = await admin.PatchJsonAsync($"{Api.Operations}{operation["id"]}/",
+            new JsonObject { ["operational_status"] = "maintenance", ["location"] = "Rack 4", ["status"] = "completed" });
+
+        var requestId = response.Headers.GetValues("X-Request-Id").Single();
+        var events = await ReadAllAsync(admin, $"device_id={code}&after={start}");
+        Assert.Equal(["operation.status_changed", "device.relocated", "device.status_changed"], events.Select(e => e["type"]!.GetValue<string>()));
+        var status = events[2];
+        Assert.Equal("active", status["from"]!.GetValue<string>());
+        Assert.Equal("maintenance", status["to"]!.GetValue<string>());
+        Assert.Equal(code, status["device_id"]!.GetValue<string>());
+        Assert.Equal(operation["id"]!.GetValue<int>(), status["operation_id"]!.GetValue<int>());
+        Assert.Equal("admin@localhost", status["performed_by"]!.GetValue<string>());
+        Assert.All(events, e => Assert.Equal(requestId, e["request_id"]!.GetValue<string>()));
+        Assert.Equal(3, events.Select(e => e["id"]!.GetValue<string>()).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task TheFeedResumesFromACursorWithoutGapsOrRepeats()
+    {
+        using var admin = factory.Admin();
+        var (device, operation) = await Seeder.DeviceWithOperationAsync(admin);
+        var code = device["device_id"]!.GetValue<string>();
+        for (var i = 0; i < 7; i++)
+        {
+            await admin.PatchJsonAsync($"{Api.Operations}{operation["id"]}/", new JsonObject { ["location"] = $"Rack {i}" });
+        }
+
+        var all = await ReadAllAsync(admin, $"device_id={code}", limit: 1000);
+        var paged = await ReadAllAsync(admin, $"device_id={code}", limit: 2);
+
+        Assert.Equal(all.Select(e => e["id"]!.GetValue<string>()), paged.Select(e => e["id"]!.GetValue<string>()));
+        var relocations = all.Where(e => e["type"]!.GetValue<string>() == "device.relocated").Select(e => e["to"]!.GetValue<string>()).ToList();
+        Assert.Equal(["Warehouse A - Section 3", .. Enumerable.Range(0, 7).Select(i => $"Rack {i}")], relocations);
+        var cursor = all[3]["cursor"]!.GetValue<string>();
+        var rest = await ReadAllAsync(admin, $"device_id={code}&after={cursor}");
+        Assert.Equal(all.Skip(4).Select(e => e["id"]!.GetValue<string>()), rest.Select(e => e["id"]!.GetValue<string>()));
+    }
+
+    [Fact]
+    public async Task ABatchProducesOneEventPerObjectSharingItsRequestId()
+    {
+        using var admin = factory.Admin();
+        var organization = await Seeder.OrganizationAsync(admin);
+        var devices = new[] { await Seeder.DeviceAsync(admin, organization), await Seeder.DeviceAsync(admin, organization) };
+        var start = (await admin.GetJsonAsync($"{Events}?limit=1&type=device.relocated&after=0-0")).ToJsonString();
+        var items = new JsonArray([.. devices.Select(d => (JsonNode)new JsonObject { ["id"] = d["id"]!.DeepClone(), ["location"] = "Site C" })]);
+
+        var response = await admin.PatchAsync(Api.Devices, Api.Json(items));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var requestId = response.Headers.GetValues("X-Request-Id").Single();
+        var events = new List<JsonObject>();
+        foreach (var device in devices)
+        {
+            events.AddRange((await ReadAllAsync(admin, $"device_id={device["device_id"]}&type=device.relocated"))
+                .Where(e => e["request_id"]!.GetValue<string>() == requestId));
+        }
+        Assert.Equal(2, events.Count);
+        Assert.NotNull(start);
+    }
+
+    [Fact]
+    public async Task ARefusedRequestLeavesNoEvent()
+    {
+        using var admin = factory.Admin();
+        var (device, operation) = await Seeder.DeviceWithOperationAsync(admin, operationStatus: "completed");
+        var code = device["device_id"]!.GetValue<string>();
+        var before = await ReadAllAsync(admin, $"device_id={code}");
+
+        var refused = await admin.PatchJsonAsync($"{Api.Operations}{operation["id"]}/",
+            new JsonObject { ["status"] = "in_progress", ["location"] = "Nowhere" });
+
+        Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
+        Assert.Equal(before.Count, (await ReadAllAsync(admin, $"device_id={code}")).Count);
+    }
+
+    [Fact]
+    public async Task ATokenOfOneOrganizationNeverSeesAnothersEvents()
+    {
+        using var admin = factory.Admin();
+        var mine = await Seeder.OrganizationAsync(admin);
+        var theirs = await Seeder.OrganizationAsync(admin);
+        var myDevice = await Seeder.DeviceAsync(admin, mine);
+        var theirDevice = await Seeder.DeviceAsync(admin, theirs);
+        using var client = await factory.ClientAsync("scoped@example.com", ["devices:read"], [mine]);
+
+        var visible = await ReadAllAsync(client, "type=device.created");
+        var asked = await ReadAllAsync(client, $"device_id={theirDevice["device_id"]}");
+
+        Assert.Contains(visible, e => e["device_id"]!.GetValue<string>() == myDevice["device_id"]!.GetValue<string>());
+        Assert.DoesNotContain(visible, e => e["device_id"]!.GetValue<string>() == theirDevice["device_id"]!.GetValue<string>());
+        Assert.Empty(asked);
+    }
+
+    [Fact]
+    public async Task ABadCursorOrTypeIsA400()
+    {
+        using var admin = factory.Admin();
+
+        var response = await admin.GetAsync($"{Events}?after=yesterday&type=device.exploded");
+
+        var problem = await response.AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed");
+        Assert.Equal(["after", "type"], problem["errors"]!.AsObject().Select(p => p.Key).Order());
+    }
+
+    [Fact]
+    public async Task TheStreamSendsNewEventsLiveAndResumesFromLastEventId()
+    {
+        using var admin = factory.Admin();
+        var (device, operation) = await Seeder.DeviceWithOperationAsync(admin);
+        var code = device["device_id"]!.GetValue<string>();
+        var cursor = (await ReadAllAsync(admin, $"device_id={code}"))[^1]["cursor"]!.GetValue<string>();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"{Events}stream?device_id={code}");
+        request.Headers.Add("Last-Event-ID", cursor);
+        using var stream = await admin.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+        Assert.Equal("text/event-stream", stream.Content.Headers.ContentType?.MediaType);
+        using var reader = new StreamReader(await stream.Content.ReadAsStreamAsync(timeout.Token));
+        await admin.PatchJsonAsync($"{Api.Operations}{operation["id"]}/", new JsonObject { ["location"] = "Live 1" });
+
+        var first = await NextEventAsync(reader, timeout.Token);
+
+        Assert.Equal("device.relocated", first.Type);
+        Assert.Equal("Live 1", JsonNode.Parse(first.Data)!["to"]!.GetValue<string>());
+        Assert.Equal(JsonNode.Parse(first.Data)!["cursor"]!.GetValue<string>(), first.Id);
+
+        // Reconnecting with the last id seen gets what came after it, and nothing before.
+        await admin.PatchJsonAsync($"{Api.Operations}{operation["id"]}/", new JsonObject { ["location"] = "Live 2" });
+        using var again = new HttpRequestMessage(HttpMethod.Get, $"{Events}stream?device_id={code}");
+        again.Headers.Add("Last-Event-ID", first.Id);
+        using var resumed = await admin.SendAsync(again, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+        using var resumedReader = new StreamReader(await resumed.Content.ReadAsStreamAsync(timeout.Token));
+        var second = await NextEventAsync(resumedReader, timeout.Token);
+        Assert.Equal("Live 2", JsonNode.Parse(second.Data)!["to"]!.GetValue<string>());
+    }
+
+    private sealed record SseMessage(string? Id, string? Type, string Data);
+
+    private static async Task<SseMessage> NextEventAsync(StreamReader reader, CancellationToken cancellationToken)
+    {
+        string? id = null, type = null, data = null;
+        while (await reader.ReadLineAsync(cancellationToken) is { } line)
+        {
+            if (line.Length == 0)
+            {
+                if (data is not null && type != "heartbeat")
+                {
+                    return new(id, type, data);
+                }
+                id = type = data = null;
+                continue;
+            }
+            if (line.StartsWith("id: ", StringComparison.Ordinal))
+            {
+                id = line[4..];
+            }
+            else if (line.StartsWith("event: ", StringComparison.Ordinal))
+            {
+                type = line[7..];
+            }
+            else if (line.StartsWith("data: ", StringComparison.Ordinal))
+            {
+                data = line[6..];
+            }
+        }
+        throw new InvalidOperationException("The stream ended.");
+    }
+}
