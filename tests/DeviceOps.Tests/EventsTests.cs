@@ -8,6 +8,25 @@ public sealed class EventsTests(DeviceOpsFactory factory) : IClassFixture<Device
 {
     private const string Events = "/api/v1/events/";
 
+    /// <summary>
+    /// Reads until the feed shows what the test committed. On PostgreSQL the feed holds back
+    /// events while an older transaction anywhere on the server (another test's) is still
+    /// running — that is what keeps it gap-free — so a just-committed event may appear a moment
+    /// later.
+    /// </summary>
+    private static async Task<List<JsonObject>> ReadUntilAsync(HttpClient client, string query, Func<List<JsonObject>, bool> done, int limit = 1000)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var events = await ReadAllAsync(client, query, limit);
+            if (done(events) || attempt == 100)
+            {
+                return events;
+            }
+            await Task.Delay(50);
+        }
+    }
+
     /// <summary>Every event of a device after a cursor, reading the feed page by page.</summary>
     private static async Task<List<JsonObject>> ReadAllAsync(HttpClient client, string query, int limit = 1000)
     {
@@ -37,7 +56,7 @@ public sealed class EventsTests(DeviceOpsFactory factory) : IClassFixture<Device
             new JsonObject { ["operational_status"] = "maintenance", ["location"] = "Rack 4", ["status"] = "completed" });
 
         var requestId = response.Headers.GetValues("X-Request-Id").Single();
-        var events = await ReadAllAsync(admin, $"device_id={code}&after={start}");
+        var events = await ReadUntilAsync(admin, $"device_id={code}&after={start}", e => e.Count >= 3);
         Assert.Equal(["operation.status_changed", "device.relocated", "device.status_changed"], events.Select(e => e["type"]!.GetValue<string>()));
         var status = events[2];
         Assert.Equal("active", status["from"]!.GetValue<string>());
@@ -60,14 +79,15 @@ public sealed class EventsTests(DeviceOpsFactory factory) : IClassFixture<Device
             await admin.PatchJsonAsync($"{Api.Operations}{operation["id"]}/", new JsonObject { ["location"] = $"Rack {i}" });
         }
 
-        var all = await ReadAllAsync(admin, $"device_id={code}", limit: 1000);
-        var paged = await ReadAllAsync(admin, $"device_id={code}", limit: 2);
+        static bool Complete(List<JsonObject> events) => events.Any(e => e["to"]?.ToString() == "Rack 6");
+        var all = await ReadUntilAsync(admin, $"device_id={code}", Complete, limit: 1000);
+        var paged = await ReadUntilAsync(admin, $"device_id={code}", Complete, limit: 2);
 
         Assert.Equal(all.Select(e => e["id"]!.GetValue<string>()), paged.Select(e => e["id"]!.GetValue<string>()));
         var relocations = all.Where(e => e["type"]!.GetValue<string>() == "device.relocated").Select(e => e["to"]!.GetValue<string>()).ToList();
         Assert.Equal(["Warehouse A - Section 3", .. Enumerable.Range(0, 7).Select(i => $"Rack {i}")], relocations);
         var cursor = all[3]["cursor"]!.GetValue<string>();
-        var rest = await ReadAllAsync(admin, $"device_id={code}&after={cursor}");
+        var rest = await ReadUntilAsync(admin, $"device_id={code}&after={cursor}", Complete);
         Assert.Equal(all.Skip(4).Select(e => e["id"]!.GetValue<string>()), rest.Select(e => e["id"]!.GetValue<string>()));
     }
 
@@ -87,7 +107,8 @@ public sealed class EventsTests(DeviceOpsFactory factory) : IClassFixture<Device
         var events = new List<JsonObject>();
         foreach (var device in devices)
         {
-            events.AddRange((await ReadAllAsync(admin, $"device_id={device["device_id"]}&type=device.relocated"))
+            events.AddRange((await ReadUntilAsync(admin, $"device_id={device["device_id"]}&type=device.relocated",
+                    e => e.Any(x => x["request_id"]!.GetValue<string>() == requestId)))
                 .Where(e => e["request_id"]!.GetValue<string>() == requestId));
         }
         Assert.Equal(2, events.Count);
@@ -100,13 +121,13 @@ public sealed class EventsTests(DeviceOpsFactory factory) : IClassFixture<Device
         using var admin = factory.Admin();
         var (device, operation) = await Seeder.DeviceWithOperationAsync(admin, operationStatus: "completed");
         var code = device["device_id"]!.GetValue<string>();
-        var before = await ReadAllAsync(admin, $"device_id={code}");
+        var before = await ReadUntilAsync(admin, $"device_id={code}", e => e.Any(x => x["type"]!.GetValue<string>() == "operation.created"));
 
         var refused = await admin.PatchJsonAsync($"{Api.Operations}{operation["id"]}/",
             new JsonObject { ["status"] = "in_progress", ["location"] = "Nowhere" });
 
         Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
-        Assert.Equal(before.Count, (await ReadAllAsync(admin, $"device_id={code}")).Count);
+        Assert.Equal(before.Count, (await ReadUntilAsync(admin, $"device_id={code}", e => e.Count >= before.Count)).Count);
     }
 
     [Fact]
@@ -119,7 +140,8 @@ public sealed class EventsTests(DeviceOpsFactory factory) : IClassFixture<Device
         var theirDevice = await Seeder.DeviceAsync(admin, theirs);
         using var client = await factory.ClientAsync("scoped@example.com", ["devices:read"], [mine]);
 
-        var visible = await ReadAllAsync(client, "type=device.created");
+        var visible = await ReadUntilAsync(client, "type=device.created",
+            e => e.Any(x => x["device_id"]!.GetValue<string>() == myDevice["device_id"]!.GetValue<string>()));
         var asked = await ReadAllAsync(client, $"device_id={theirDevice["device_id"]}");
 
         Assert.Contains(visible, e => e["device_id"]!.GetValue<string>() == myDevice["device_id"]!.GetValue<string>());
@@ -144,7 +166,7 @@ public sealed class EventsTests(DeviceOpsFactory factory) : IClassFixture<Device
         using var admin = factory.Admin();
         var (device, operation) = await Seeder.DeviceWithOperationAsync(admin);
         var code = device["device_id"]!.GetValue<string>();
-        var cursor = (await ReadAllAsync(admin, $"device_id={code}"))[^1]["cursor"]!.GetValue<string>();
+        var cursor = (await ReadUntilAsync(admin, $"device_id={code}", e => e.Any(x => x["type"]!.GetValue<string>() == "operation.created")))[^1]["cursor"]!.GetValue<string>();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
 
         using var request = new HttpRequestMessage(HttpMethod.Get, $"{Events}stream?device_id={code}");

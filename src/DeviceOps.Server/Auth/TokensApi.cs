@@ -70,7 +70,7 @@ public static class TokensApi
     }
 
     public static async Task<Results<Created<TokenResponse>, BodyProblem, ValidationFailed>> Create(
-        HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
+        HttpContext http, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken)
     {
         var (body, problem) = await JsonBody.ReadObjectAsync(http.Request, cancellationToken);
         if (problem is not null)
@@ -90,32 +90,34 @@ public static class TokensApi
             return Problems.Validation(errors.ToDictionary());
         }
 
-        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
-        var result = await TokenIssuer.IssueAsync(db, user!, scopes, organizations, expiresAt, rateLimit, description,
-            http.Caller().Email, Rfc3339.Now(clock), cancellationToken);
-        if (result.Errors.Any)
+        return await writer.WriteAsync<Results<Created<TokenResponse>, BodyProblem, ValidationFailed>>(async (db, token) =>
         {
-            return Problems.Validation(result.Errors.ToDictionary());
-        }
-        var location = $"{Path}/{result.Token!.Id}/";
-        // A retried token creation answers the same secret instead of minting a second token.
-        await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status201Created, result.Response, location, clock, cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
-        return TypedResults.Created(location, result.Response);
+            var result = await TokenIssuer.IssueAsync(db, user!, scopes, organizations, expiresAt, rateLimit, description,
+                http.Caller().Email, Rfc3339.Now(clock), token);
+            if (result.Errors.Any)
+            {
+                return (Problems.Validation(result.Errors.ToDictionary()), false);
+            }
+            var location = $"{Path}/{result.Token!.Id}/";
+            // A retried token creation answers the same secret instead of minting a second token.
+            await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status201Created, result.Response, location, clock, token);
+            return (TypedResults.Created(location, result.Response), true);
+        }, cancellationToken);
     }
 
-    public static async Task<Results<NoContent, NotFoundProblem>> Revoke(
-        int id, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
-    {
-        var token = await db.Tokens.FirstOrDefaultAsync(t => t.Id == id, cancellationToken);
-        if (token is null)
+    public static Task<Results<NoContent, NotFoundProblem>> Revoke(
+        int id, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken) =>
+        writer.WriteAsync<Results<NoContent, NotFoundProblem>>(async (db, token) =>
         {
-            return Problems.NotFoundResult($"Token {id}");
-        }
-        token.Revoke(Rfc3339.Now(clock));
-        await db.SaveChangesAsync(cancellationToken);
-        return TypedResults.NoContent();
-    }
+            var found = await db.Tokens.FirstOrDefaultAsync(t => t.Id == id, token);
+            if (found is null)
+            {
+                return (Problems.NotFoundResult($"Token {id}"), false);
+            }
+            found.Revoke(Rfc3339.Now(clock));
+            await db.SaveChangesAsync(token);
+            return (TypedResults.NoContent(), true);
+        }, cancellationToken);
 
     public static TokenResponse ToResponse(this ApiToken token, IReadOnlyDictionary<int, string> organizationNames, string? secret) =>
         new(token.Id, token.User, token.ScopeList,

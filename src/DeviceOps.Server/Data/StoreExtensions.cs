@@ -32,6 +32,11 @@ public static class StoreExtensions
         services.AddScoped<DeviceOpsDb>(provider => IsPostgres(Setting(provider))
             ? provider.GetRequiredService<PostgresDeviceOpsDb>()
             : provider.GetRequiredService<SqliteDeviceOpsDb>());
+        services.AddSingleton(provider => new SqliteGroupCommit(ToSqliteConnectionString(Setting(provider)),
+            provider.GetRequiredService<EventSignal>(), provider.GetRequiredService<ILogger<SqliteGroupCommit>>()));
+        services.AddScoped<StoreWriter>(provider => IsPostgres(Setting(provider))
+            ? new TransactionWriter(provider.GetRequiredService<DeviceOpsDb>())
+            : new GroupCommitWriter(provider.GetRequiredService<SqliteGroupCommit>()));
         return builder;
     }
 

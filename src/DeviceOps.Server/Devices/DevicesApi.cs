@@ -91,7 +91,7 @@ public static class DevicesApi
     }
 
     public static async Task<Results<Created<DeviceResponse>, BodyProblem, ValidationFailed, ConflictProblem>> Create(
-        HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
+        HttpContext http, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken)
     {
         var (body, problem) = await JsonBody.ReadObjectAsync(http.Request, cancellationToken);
         if (problem is not null)
@@ -106,49 +106,50 @@ public static class DevicesApi
         }
 
         var caller = http.Caller();
-        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
-        var organization = await FindOrganizationAsync(db, caller, input.Organization.Value, cancellationToken);
-        if (organization is null)
+        return await writer.WriteAsync<Results<Created<DeviceResponse>, BodyProblem, ValidationFailed, ConflictProblem>>(async (db, token) =>
         {
-            return Problems.Validation("organization", "No organization has this name or id.");
-        }
-        if (await DuplicateAsync(db, input, null, cancellationToken) is { } duplicate)
-        {
-            return duplicate;
-        }
+            var organization = await FindOrganizationAsync(db, caller, input.Organization.Value, token);
+            if (organization is null)
+            {
+                return (Problems.Validation("organization", "No organization has this name or id."), false);
+            }
+            if (await DuplicateAsync(db, input, null, token) is { } duplicate)
+            {
+                return (duplicate, false);
+            }
 
-        var change = OperationsApi.NewChange(http, clock, input.Justification);
-        var device = Device.Register(input.DeviceId.Value!, input.DeviceName.Value!, input.SerialNumber.Value!,
-            input.DeviceType.Value!, organization, input.Effects.OperationalStatus.Value ?? DeviceStatus.Provisioning, change);
-        (input.Effects with { OperationalStatus = default }).ApplyTo(device, change, null, mergeConfiguration: true);
-        if (change.Errors.Any)
-        {
-            return Problems.Validation(change.Errors.ToDictionary());
-        }
+            var change = OperationsApi.NewChange(http, clock, input.Justification);
+            var device = Device.Register(input.DeviceId.Value!, input.DeviceName.Value!, input.SerialNumber.Value!,
+                input.DeviceType.Value!, organization, input.Effects.OperationalStatus.Value ?? DeviceStatus.Provisioning, change);
+            (input.Effects with { OperationalStatus = default }).ApplyTo(device, change, null, mergeConfiguration: true);
+            if (change.Errors.Any)
+            {
+                return (Problems.Validation(change.Errors.ToDictionary()), false);
+            }
 
-        db.Devices.Add(device);
-        db.Record(change.Entries);
-        if (await SaveAsync(db, cancellationToken) is { } conflict)
-        {
-            return conflict;
-        }
-        var location = $"{Path}/{device.Id}/";
-        var response = await RespondAsync(http, db, device, cancellationToken);
-        await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status201Created, response, location, clock, cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
-        return TypedResults.Created(location, response);
+            db.Devices.Add(device);
+            db.Record(change.Entries);
+            if (await SaveAsync(db, token) is { } conflict)
+            {
+                return (conflict, false);
+            }
+            var location = $"{Path}/{device.Id}/";
+            var response = await RespondAsync(http, db, device, token);
+            await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status201Created, response, location, clock, token);
+            return (TypedResults.Created(location, response), true);
+        }, cancellationToken);
     }
 
     public static Task<Results<Ok<DeviceResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>> Put(
-        int id, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken) =>
-        UpdateAsync(id, WriteMode.Replace, http, db, clock, cancellationToken);
+        int id, HttpContext http, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken) =>
+        UpdateAsync(id, WriteMode.Replace, http, writer, clock, cancellationToken);
 
     public static Task<Results<Ok<DeviceResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>> Patch(
-        int id, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken) =>
-        UpdateAsync(id, WriteMode.Patch, http, db, clock, cancellationToken);
+        int id, HttpContext http, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken) =>
+        UpdateAsync(id, WriteMode.Patch, http, writer, clock, cancellationToken);
 
     private static async Task<Results<Ok<DeviceResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>> UpdateAsync(
-        int id, WriteMode mode, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
+        int id, WriteMode mode, HttpContext http, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken)
     {
         var (body, problem) = await JsonBody.ReadObjectAsync(http.Request, cancellationToken);
         if (problem is not null)
@@ -167,73 +168,75 @@ public static class DevicesApi
         }
 
         var caller = http.Caller();
-        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
-        await db.LockDeviceAsync(id, cancellationToken);
-        var device = await Visible(db.Devices, caller).FirstOrDefaultAsync(d => d.Id == id, cancellationToken);
-        if (device is null)
+        return await writer.WriteAsync<Results<Ok<DeviceResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>>(async (db, token) =>
         {
-            return Problems.NotFoundResult($"Device {id}");
-        }
-        if (!Preconditions.IfMatchHolds(http.Request, device.ETag()))
-        {
-            return Problems.PreconditionFailedResult();
-        }
-        Organization? organization = null;
-        if (input.Organization.IsSet)
-        {
-            organization = await FindOrganizationAsync(db, caller, input.Organization.Value, cancellationToken);
-            if (organization is null)
+            await db.LockDeviceAsync(id, token);
+            var device = await Visible(db.Devices, caller).FirstOrDefaultAsync(d => d.Id == id, token);
+            if (device is null)
             {
-                return Problems.Validation("organization", "No organization has this name or id.");
+                return (Problems.NotFoundResult($"Device {id}"), false);
             }
-        }
-        if (await DuplicateAsync(db, input, device.Id, cancellationToken) is { } duplicate)
-        {
-            return duplicate;
-        }
+            if (!Preconditions.IfMatchHolds(http.Request, device.ETag()))
+            {
+                return (Problems.PreconditionFailedResult(), false);
+            }
+            Organization? organization = null;
+            if (input.Organization.IsSet)
+            {
+                organization = await FindOrganizationAsync(db, caller, input.Organization.Value, token);
+                if (organization is null)
+                {
+                    return (Problems.Validation("organization", "No organization has this name or id."), false);
+                }
+            }
+            if (await DuplicateAsync(db, input, device.Id, token) is { } duplicate)
+            {
+                return (duplicate, false);
+            }
 
-        var change = OperationsApi.NewChange(http, clock, input.Justification);
-        Update(device, input, organization, mode, change);
-        if (change.Errors.Any)
-        {
-            return Problems.Validation(change.Errors.ToDictionary());
-        }
-        if (change.Conflict is { } refused)
-        {
-            return Transitions.ConflictResult(refused);
-        }
+            var change = OperationsApi.NewChange(http, clock, input.Justification);
+            Update(device, input, organization, mode, change);
+            if (change.Errors.Any)
+            {
+                return (Problems.Validation(change.Errors.ToDictionary()), false);
+            }
+            if (change.Conflict is { } refused)
+            {
+                return (Transitions.ConflictResult(refused), false);
+            }
 
-        db.Record(change.Entries);
-        if (await SaveAsync(db, cancellationToken) is { } conflict)
-        {
-            return conflict;
-        }
-        var response = await RespondAsync(http, db, device, cancellationToken);
-        await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status200OK, response, null, clock, cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
-        return TypedResults.Ok(response);
+            db.Record(change.Entries);
+            if (await SaveAsync(db, token) is { } conflict)
+            {
+                return (conflict, false);
+            }
+            var response = await RespondAsync(http, db, device, token);
+            await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status200OK, response, null, clock, token);
+            return (TypedResults.Ok(response), true);
+        }, cancellationToken);
     }
 
     public static async Task<Results<NoContent, NotFoundProblem, ConflictProblem>> Delete(
-        int id, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
+        int id, HttpContext http, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken)
     {
-        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
-        await db.LockDeviceAsync(id, cancellationToken);
-        var device = await Visible(db.Devices, http.Caller()).FirstOrDefaultAsync(d => d.Id == id, cancellationToken);
-        if (device is null)
+        return await writer.WriteAsync<Results<NoContent, NotFoundProblem, ConflictProblem>>(async (db, token) =>
         {
-            return Problems.NotFoundResult($"Device {id}");
-        }
-        var change = OperationsApi.NewChange(http, clock, null);
-        if (!device.Delete(change))
-        {
-            return Problems.ConflictResult("device_not_decommissioned", "Device not decommissioned",
-                $"Only a decommissioned device can be deleted; this one is \"{device.Status}\".");
-        }
-        db.Record(change.Entries);
-        await db.SaveChangesAsync(cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
-        return TypedResults.NoContent();
+            await db.LockDeviceAsync(id, token);
+            var device = await Visible(db.Devices, http.Caller()).FirstOrDefaultAsync(d => d.Id == id, token);
+            if (device is null)
+            {
+                return (Problems.NotFoundResult($"Device {id}"), false);
+            }
+            var change = OperationsApi.NewChange(http, clock, null);
+            if (!device.Delete(change))
+            {
+                return (Problems.ConflictResult("device_not_decommissioned", "Device not decommissioned",
+                    $"Only a decommissioned device can be deleted; this one is \"{device.Status}\"."), false);
+            }
+            db.Record(change.Entries);
+            await db.SaveChangesAsync(token);
+            return (TypedResults.NoContent(), true);
+        }, cancellationToken);
     }
 
     /// <summary>What a PUT or PATCH does to a device, for one request or one batch item.</summary>

@@ -28,15 +28,15 @@ public static class DevicesBatchApi
     }
 
     public static Task<Results<Ok<BatchResponse<DeviceResponse>>, BodyProblem, ValidationFailed, ConflictProblem, ProblemResult>> BatchPut(
-        HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken) =>
-        UpdateAsync(WriteMode.Replace, http, db, clock, cancellationToken);
+        HttpContext http, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken) =>
+        UpdateAsync(WriteMode.Replace, http, writer, clock, cancellationToken);
 
     public static Task<Results<Ok<BatchResponse<DeviceResponse>>, BodyProblem, ValidationFailed, ConflictProblem, ProblemResult>> BatchPatch(
-        HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken) =>
-        UpdateAsync(WriteMode.Patch, http, db, clock, cancellationToken);
+        HttpContext http, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken) =>
+        UpdateAsync(WriteMode.Patch, http, writer, clock, cancellationToken);
 
     private static async Task<Results<Ok<BatchResponse<DeviceResponse>>, BodyProblem, ValidationFailed, ConflictProblem, ProblemResult>> UpdateAsync(
-        WriteMode mode, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
+        WriteMode mode, HttpContext http, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken)
     {
         var (body, problem) = await JsonBody.ReadAsync(http.Request, batch: true, cancellationToken);
         if (problem is not null)
@@ -70,73 +70,74 @@ public static class DevicesBatchApi
 
         var caller = http.Caller();
         var ids = inputs.Select(i => i.Id).Distinct().ToList();
-        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
-        await db.LockDevicesAsync(ids, cancellationToken);
-        var devices = await DevicesApi.Visible(db.Devices, caller).Where(d => ids.Contains(d.Id)).ToDictionaryAsync(d => d.Id, cancellationToken);
-        var organizations = await db.Organizations.ToListAsync(cancellationToken);
-        var serials = inputs.Where(i => i.Input.SerialNumber.Value is not null).Select(i => i.Input.SerialNumber.Value!).Distinct().ToList();
-        var serialOwners = await db.Devices.Where(d => serials.Contains(d.SerialNumber))
-            .ToDictionaryAsync(d => d.SerialNumber, d => d.Id, cancellationToken);
+        return await writer.WriteAsync<Results<Ok<BatchResponse<DeviceResponse>>, BodyProblem, ValidationFailed, ConflictProblem, ProblemResult>>(async (db, token) =>
+        {
+            await db.LockDevicesAsync(ids, token);
+            var devices = await DevicesApi.Visible(db.Devices, caller).Where(d => ids.Contains(d.Id)).ToDictionaryAsync(d => d.Id, token);
+            var organizations = await db.Organizations.ToListAsync(token);
+            var serials = inputs.Where(i => i.Input.SerialNumber.Value is not null).Select(i => i.Input.SerialNumber.Value!).Distinct().ToList();
+            var serialOwners = await db.Devices.Where(d => serials.Contains(d.SerialNumber))
+                .ToDictionaryAsync(d => d.SerialNumber, d => d.Id, token);
 
-        var entries = new List<HistoryEntry>();
-        for (var i = 0; i < inputs.Length; i++)
-        {
-            var (id, version, input) = inputs[i];
-            if (!devices.TryGetValue(id, out var device))
+            var entries = new List<HistoryEntry>();
+            for (var i = 0; i < inputs.Length; i++)
             {
-                failures.NotFound(i, id, "Device");
-                continue;
-            }
-            if (version is not null && version != device.ETag())
-            {
-                failures.Stale(i, id);
-                continue;
-            }
-            var errors = new Errors();
-            Organization? organization = null;
-            if (input.Organization.IsSet)
-            {
-                organization = Find(organizations, input.Organization.Value, caller);
-                if (organization is null)
+                var (id, version, input) = inputs[i];
+                if (!devices.TryGetValue(id, out var device))
                 {
-                    errors.Add("organization", "No organization has this name or id.");
+                    failures.NotFound(i, id, "Device");
+                    continue;
                 }
-            }
-            if (input.SerialNumber.Value is { } serial)
-            {
-                // The serial is free, or already this device's, or taken in this batch by no other.
-                if (serialOwners.TryGetValue(serial, out var owner) && owner != id)
+                if (version is not null && version != device.ETag())
                 {
-                    errors.Add("serial_number", $"Another device has the serial number \"{serial}\".");
+                    failures.Stale(i, id);
+                    continue;
                 }
-                else
+                var errors = new Errors();
+                Organization? organization = null;
+                if (input.Organization.IsSet)
                 {
-                    serialOwners[serial] = id;
+                    organization = Find(organizations, input.Organization.Value, caller);
+                    if (organization is null)
+                    {
+                        errors.Add("organization", "No organization has this name or id.");
+                    }
                 }
+                if (input.SerialNumber.Value is { } serial)
+                {
+                    // The serial is free, or already this device's, or taken in this batch by no other.
+                    if (serialOwners.TryGetValue(serial, out var owner) && owner != id)
+                    {
+                        errors.Add("serial_number", $"Another device has the serial number \"{serial}\".");
+                    }
+                    else
+                    {
+                        serialOwners[serial] = id;
+                    }
+                }
+                if (errors.Any)
+                {
+                    failures.Invalid(i, id, errors);
+                    continue;
+                }
+                var change = OperationsApi.NewChange(http, clock, input.Justification);
+                DevicesApi.Update(device, input, organization, mode, change);
+                OperationsBatchApi.Collect(failures, i, id, change, entries);
             }
-            if (errors.Any)
+            if (failures.Any)
             {
-                failures.Invalid(i, id, errors);
-                continue;
+                return (failures.ToProblem(), false);
             }
-            var change = OperationsApi.NewChange(http, clock, input.Justification);
-            DevicesApi.Update(device, input, organization, mode, change);
-            OperationsBatchApi.Collect(failures, i, id, change, entries);
-        }
-        if (failures.Any)
-        {
-            return failures.ToProblem();
-        }
 
-        db.Record(entries);
-        if (await DevicesApi.SaveAsync(db, cancellationToken) is { } conflict)
-        {
-            return conflict;
-        }
-        var response = new BatchResponse<DeviceResponse>(inputs.Length, [.. inputs.Select(i => devices[i.Id].ToResponse(null))]);
-        await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status200OK, response, null, clock, cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
-        return TypedResults.Ok(response);
+            db.Record(entries);
+            if (await DevicesApi.SaveAsync(db, token) is { } conflict)
+            {
+                return (conflict, false);
+            }
+            var response = new BatchResponse<DeviceResponse>(inputs.Length, [.. inputs.Select(i => devices[i.Id].ToResponse(null))]);
+            await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status200OK, response, null, clock, token);
+            return (TypedResults.Ok(response), true);
+        }, cancellationToken);
     }
 
     private static Organization? Find(List<Organization> organizations, JsonElement value, Caller caller)

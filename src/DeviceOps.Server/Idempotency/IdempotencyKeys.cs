@@ -77,9 +77,18 @@ public static class IdempotencyKeys
         catch (IdempotencyRaceException) when (!context.Response.HasStarted)
         {
             context.Response.Clear();
-            if (!await ReplayAsync(context, tokenId, key, hash))
+            // The winner may still be committing (on SQLite, in the same group commit as this
+            // request): wait briefly until its stored response is visible, then replay it.
+            var waited = 0;
+            for (var wait = 5; !await ReplayAsync(context, tokenId, key, hash); wait = Math.Min(wait * 2, 200))
             {
-                throw;
+                if ((waited += wait) > 10_000)
+                {
+                    await WriteProblemAsync(context, new ConflictProblem(Problems.Create(409, "idempotency_key_in_use",
+                        "Idempotency key in use", $"Another request with the Idempotency-Key \"{key}\" has not finished; retry shortly.")));
+                    return;
+                }
+                await Task.Delay(wait, context.RequestAborted);
             }
         }
     });

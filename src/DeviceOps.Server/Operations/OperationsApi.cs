@@ -93,7 +93,7 @@ public static class OperationsApi
     }
 
     public static async Task<Results<Created<OperationResponse>, Created<BatchResponse<OperationResponse>>, BodyProblem, ValidationFailed, ConflictProblem, ProblemResult>> Create(
-        HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
+        HttpContext http, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken)
     {
         var (body, problem) = await JsonBody.ReadObjectOrArrayAsync(http.Request, cancellationToken);
         if (problem is not null)
@@ -107,7 +107,7 @@ public static class OperationsApi
             {
                 return itemsProblem;
             }
-            return await OperationsBatchApi.CreateAsync(items, http, db, clock, cancellationToken);
+            return await OperationsBatchApi.CreateAsync(items, http, writer, clock, cancellationToken);
         }
         var errors = new Errors();
         var input = OperationInput.Read(body, WriteMode.Create, errors);
@@ -117,44 +117,45 @@ public static class OperationsApi
         }
 
         var caller = http.Caller();
-        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
-        var device = await DevicesApi.FindForWriteAsync(db, caller, input.DeviceId.Value!, cancellationToken);
-        if (device is null)
+        return await writer.WriteAsync<Results<Created<OperationResponse>, Created<BatchResponse<OperationResponse>>, BodyProblem, ValidationFailed, ConflictProblem, ProblemResult>>(async (db, token) =>
         {
-            return Problems.Validation("device_id", $"No device has the id \"{input.DeviceId.Value}\".");
-        }
+            var device = await DevicesApi.FindForWriteAsync(db, caller, input.DeviceId.Value!, token);
+            if (device is null)
+            {
+                return (Problems.Validation("device_id", $"No device has the id \"{input.DeviceId.Value}\"."), false);
+            }
 
-        var change = NewChange(http, clock, input.Justification);
-        var operation = OperationWrites.Open(device, input, change);
-        if (change.Errors.Any)
-        {
-            return Problems.Validation(change.Errors.ToDictionary());
-        }
-        if (change.Conflict is { } conflict)
-        {
-            return Transitions.ConflictResult(conflict);
-        }
+            var change = NewChange(http, clock, input.Justification);
+            var operation = OperationWrites.Open(device, input, change);
+            if (change.Errors.Any)
+            {
+                return (Problems.Validation(change.Errors.ToDictionary()), false);
+            }
+            if (change.Conflict is { } conflict)
+            {
+                return (Transitions.ConflictResult(conflict), false);
+            }
 
-        db.Operations.Add(operation);
-        db.Record(change.Entries);
-        await db.SaveChangesAsync(cancellationToken);
-        var location = $"{Path}/{operation.Id}/";
-        var response = await RespondAsync(http, db, operation, cancellationToken);
-        await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status201Created, response, location, clock, cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
-        return TypedResults.Created(location, response);
+            db.Operations.Add(operation);
+            db.Record(change.Entries);
+            await db.SaveChangesAsync(token);
+            var location = $"{Path}/{operation.Id}/";
+            var response = await RespondAsync(http, db, operation, token);
+            await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status201Created, response, location, clock, token);
+            return (TypedResults.Created(location, response), true);
+        }, cancellationToken);
     }
 
     public static Task<Results<Ok<OperationResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>> Put(
-        int id, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken) =>
-        UpdateAsync(id, WriteMode.Replace, http, db, clock, cancellationToken);
+        int id, HttpContext http, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken) =>
+        UpdateAsync(id, WriteMode.Replace, http, writer, clock, cancellationToken);
 
     public static Task<Results<Ok<OperationResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>> Patch(
-        int id, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken) =>
-        UpdateAsync(id, WriteMode.Patch, http, db, clock, cancellationToken);
+        int id, HttpContext http, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken) =>
+        UpdateAsync(id, WriteMode.Patch, http, writer, clock, cancellationToken);
 
     private static async Task<Results<Ok<OperationResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>> UpdateAsync(
-        int id, WriteMode mode, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
+        int id, WriteMode mode, HttpContext http, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken)
     {
         var (body, problem) = await JsonBody.ReadObjectAsync(http.Request, cancellationToken);
         if (problem is not null)
@@ -173,41 +174,42 @@ public static class OperationsApi
         }
 
         var caller = http.Caller();
-        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
-        // Lock the device before reading the operation: every write of an operation or its
-        // device takes this lock first, so concurrent requests apply one after the other.
-        var deviceId = await db.Operations.Where(o => o.Id == id).Select(o => (int?)o.DeviceId).FirstOrDefaultAsync(cancellationToken);
-        if (deviceId is not null)
+        return await writer.WriteAsync<Results<Ok<OperationResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>>(async (db, token) =>
         {
-            await db.LockDeviceAsync(deviceId.Value, cancellationToken);
-        }
-        var operation = deviceId is null ? null
-            : await Visible(db.Operations, caller).FirstOrDefaultAsync(o => o.Id == id, cancellationToken);
-        if (operation is null)
-        {
-            return Problems.NotFoundResult($"Operation {id}");
-        }
-        if (!Preconditions.IfMatchHolds(http.Request, operation.ETag()))
-        {
-            return Problems.PreconditionFailedResult();
-        }
-        var change = NewChange(http, clock, input.Justification);
-        OperationWrites.Update(operation, input, change);
-        if (change.Errors.Any)
-        {
-            return Problems.Validation(change.Errors.ToDictionary());
-        }
-        if (change.Conflict is { } conflict)
-        {
-            return Transitions.ConflictResult(conflict);
-        }
+            // Lock the device before reading the operation: every write of an operation or its
+            // device takes this lock first, so concurrent requests apply one after the other.
+            var deviceId = await db.Operations.Where(o => o.Id == id).Select(o => (int?)o.DeviceId).FirstOrDefaultAsync(token);
+            if (deviceId is not null)
+            {
+                await db.LockDeviceAsync(deviceId.Value, token);
+            }
+            var operation = deviceId is null ? null
+                : await Visible(db.Operations, caller).FirstOrDefaultAsync(o => o.Id == id, token);
+            if (operation is null)
+            {
+                return (Problems.NotFoundResult($"Operation {id}"), false);
+            }
+            if (!Preconditions.IfMatchHolds(http.Request, operation.ETag()))
+            {
+                return (Problems.PreconditionFailedResult(), false);
+            }
+            var change = NewChange(http, clock, input.Justification);
+            OperationWrites.Update(operation, input, change);
+            if (change.Errors.Any)
+            {
+                return (Problems.Validation(change.Errors.ToDictionary()), false);
+            }
+            if (change.Conflict is { } conflict)
+            {
+                return (Transitions.ConflictResult(conflict), false);
+            }
 
-        db.Record(change.Entries);
-        await db.SaveChangesAsync(cancellationToken);
-        var response = await RespondAsync(http, db, operation, cancellationToken);
-        await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status200OK, response, null, clock, cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
-        return TypedResults.Ok(response);
+            db.Record(change.Entries);
+            await db.SaveChangesAsync(token);
+            var response = await RespondAsync(http, db, operation, token);
+            await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status200OK, response, null, clock, token);
+            return (TypedResults.Ok(response), true);
+        }, cancellationToken);
     }
 
     /// <summary>A request's change context: the caller, one clock reading, the request id, and whether it may override.</summary>

@@ -30,15 +30,15 @@ public static class OperationsBatchApi
     }
 
     public static Task<Results<Ok<BatchResponse<OperationResponse>>, BodyProblem, ValidationFailed, ProblemResult>> BatchPut(
-        HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken) =>
-        UpdateAsync(WriteMode.Replace, http, db, clock, cancellationToken);
+        HttpContext http, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken) =>
+        UpdateAsync(WriteMode.Replace, http, writer, clock, cancellationToken);
 
     public static Task<Results<Ok<BatchResponse<OperationResponse>>, BodyProblem, ValidationFailed, ProblemResult>> BatchPatch(
-        HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken) =>
-        UpdateAsync(WriteMode.Patch, http, db, clock, cancellationToken);
+        HttpContext http, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken) =>
+        UpdateAsync(WriteMode.Patch, http, writer, clock, cancellationToken);
 
     private static async Task<Results<Ok<BatchResponse<OperationResponse>>, BodyProblem, ValidationFailed, ProblemResult>> UpdateAsync(
-        WriteMode mode, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
+        WriteMode mode, HttpContext http, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken)
     {
         var (body, problem) = await JsonBody.ReadAsync(http.Request, batch: true, cancellationToken);
         if (problem is not null)
@@ -72,46 +72,47 @@ public static class OperationsBatchApi
 
         var caller = http.Caller();
         var ids = inputs.Select(i => i.Id).Distinct().ToList();
-        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
-        var deviceIds = await db.Operations.Where(o => ids.Contains(o.Id)).Select(o => o.DeviceId).Distinct().ToListAsync(cancellationToken);
-        await db.LockDevicesAsync(deviceIds, cancellationToken);
-        var operations = await OperationsApi.Visible(db.Operations, caller).Where(o => ids.Contains(o.Id))
-            .ToDictionaryAsync(o => o.Id, cancellationToken);
-
-        var entries = new List<HistoryEntry>();
-        for (var i = 0; i < inputs.Length; i++)
+        return await writer.WriteAsync<Results<Ok<BatchResponse<OperationResponse>>, BodyProblem, ValidationFailed, ProblemResult>>(async (db, token) =>
         {
-            var (id, version, input) = inputs[i];
-            if (!operations.TryGetValue(id, out var operation))
-            {
-                failures.NotFound(i, id, "Operation");
-                continue;
-            }
-            if (version is not null && version != operation.ETag())
-            {
-                failures.Stale(i, id);
-                continue;
-            }
-            var change = OperationsApi.NewChange(http, clock, input.Justification);
-            OperationWrites.Update(operation, input, change);
-            Collect(failures, i, id, change, entries);
-        }
-        if (failures.Any)
-        {
-            return failures.ToProblem();
-        }
+            var deviceIds = await db.Operations.Where(o => ids.Contains(o.Id)).Select(o => o.DeviceId).Distinct().ToListAsync(token);
+            await db.LockDevicesAsync(deviceIds, token);
+            var operations = await OperationsApi.Visible(db.Operations, caller).Where(o => ids.Contains(o.Id))
+                .ToDictionaryAsync(o => o.Id, token);
 
-        db.Record(entries);
-        await db.SaveChangesAsync(cancellationToken);
-        var response = new BatchResponse<OperationResponse>(inputs.Length, [.. inputs.Select(i => operations[i.Id].ToResponse(null))]);
-        await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status200OK, response, null, clock, cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
-        return TypedResults.Ok(response);
+            var entries = new List<HistoryEntry>();
+            for (var i = 0; i < inputs.Length; i++)
+            {
+                var (id, version, input) = inputs[i];
+                if (!operations.TryGetValue(id, out var operation))
+                {
+                    failures.NotFound(i, id, "Operation");
+                    continue;
+                }
+                if (version is not null && version != operation.ETag())
+                {
+                    failures.Stale(i, id);
+                    continue;
+                }
+                var change = OperationsApi.NewChange(http, clock, input.Justification);
+                OperationWrites.Update(operation, input, change);
+                Collect(failures, i, id, change, entries);
+            }
+            if (failures.Any)
+            {
+                return (failures.ToProblem(), false);
+            }
+
+            db.Record(entries);
+            await db.SaveChangesAsync(token);
+            var response = new BatchResponse<OperationResponse>(inputs.Length, [.. inputs.Select(i => operations[i.Id].ToResponse(null))]);
+            await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status200OK, response, null, clock, token);
+            return (TypedResults.Ok(response), true);
+        }, cancellationToken);
     }
 
     /// <summary>POST with an array: opens many operations at once, all or nothing.</summary>
     internal static async Task<Results<Created<OperationResponse>, Created<BatchResponse<OperationResponse>>, BodyProblem, ValidationFailed, ConflictProblem, ProblemResult>> CreateAsync(
-        IReadOnlyList<JsonElement> items, HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
+        IReadOnlyList<JsonElement> items, HttpContext http, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken)
     {
         var failures = new BatchFailures();
         var inputs = new OperationInput[items.Count];
@@ -131,40 +132,41 @@ public static class OperationsBatchApi
 
         var caller = http.Caller();
         var codes = inputs.Select(i => i.DeviceId.Value!).Distinct().ToList();
-        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
-        var deviceIds = await db.Devices.Where(d => codes.Contains(d.DeviceCode)).Select(d => d.Id).ToListAsync(cancellationToken);
-        await db.LockDevicesAsync(deviceIds, cancellationToken);
-        var devices = await DevicesApi.Visible(db.Devices, caller).Where(d => codes.Contains(d.DeviceCode))
-            .ToDictionaryAsync(d => d.DeviceCode, cancellationToken);
-
-        var entries = new List<HistoryEntry>();
-        var operations = new DeviceOperation[inputs.Length];
-        for (var i = 0; i < inputs.Length; i++)
+        return await writer.WriteAsync<Results<Created<OperationResponse>, Created<BatchResponse<OperationResponse>>, BodyProblem, ValidationFailed, ConflictProblem, ProblemResult>>(async (db, token) =>
         {
-            var input = inputs[i];
-            if (!devices.TryGetValue(input.DeviceId.Value!, out var device))
+            var deviceIds = await db.Devices.Where(d => codes.Contains(d.DeviceCode)).Select(d => d.Id).ToListAsync(token);
+            await db.LockDevicesAsync(deviceIds, token);
+            var devices = await DevicesApi.Visible(db.Devices, caller).Where(d => codes.Contains(d.DeviceCode))
+                .ToDictionaryAsync(d => d.DeviceCode, token);
+
+            var entries = new List<HistoryEntry>();
+            var operations = new DeviceOperation[inputs.Length];
+            for (var i = 0; i < inputs.Length; i++)
             {
-                var errors = new Errors();
-                errors.Add("device_id", $"No device has the id \"{input.DeviceId.Value}\".");
-                failures.Invalid(i, null, errors);
-                continue;
+                var input = inputs[i];
+                if (!devices.TryGetValue(input.DeviceId.Value!, out var device))
+                {
+                    var errors = new Errors();
+                    errors.Add("device_id", $"No device has the id \"{input.DeviceId.Value}\".");
+                    failures.Invalid(i, null, errors);
+                    continue;
+                }
+                var change = OperationsApi.NewChange(http, clock, input.Justification);
+                operations[i] = OperationWrites.Open(device, input, change);
+                Collect(failures, i, null, change, entries);
             }
-            var change = OperationsApi.NewChange(http, clock, input.Justification);
-            operations[i] = OperationWrites.Open(device, input, change);
-            Collect(failures, i, null, change, entries);
-        }
-        if (failures.Any)
-        {
-            return failures.ToProblem();
-        }
+            if (failures.Any)
+            {
+                return (failures.ToProblem(), false);
+            }
 
-        db.Operations.AddRange(operations);
-        db.Record(entries);
-        await db.SaveChangesAsync(cancellationToken);
-        var response = new BatchResponse<OperationResponse>(operations.Length, [.. operations.Select(o => o.ToResponse(null))]);
-        await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status201Created, response, null, clock, cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
-        return TypedResults.Created((string?)null, response);
+            db.Operations.AddRange(operations);
+            db.Record(entries);
+            await db.SaveChangesAsync(token);
+            var response = new BatchResponse<OperationResponse>(operations.Length, [.. operations.Select(o => o.ToResponse(null))]);
+            await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status201Created, response, null, clock, token);
+            return (TypedResults.Created((string?)null, response), true);
+        }, cancellationToken);
     }
 
     /// <summary>Files an item's outcome: its history entries, or why it failed.</summary>

@@ -55,7 +55,7 @@ public static class OrganizationsApi
     }
 
     public static async Task<Results<Created<OrganizationResponse>, BodyProblem, ValidationFailed, ConflictProblem>> Create(
-        HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
+        HttpContext http, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken)
     {
         var (body, problem) = await JsonBody.ReadObjectAsync(http.Request, cancellationToken);
         if (problem is not null)
@@ -69,26 +69,27 @@ public static class OrganizationsApi
         {
             return Problems.Validation(errors.ToDictionary());
         }
-        if (await db.Organizations.AnyAsync(o => o.Name == name, cancellationToken))
+        return await writer.WriteAsync<Results<Created<OrganizationResponse>, BodyProblem, ValidationFailed, ConflictProblem>>(async (db, token) =>
         {
-            return Problems.ConflictResult("duplicate", "Duplicate organization", $"An organization named \"{name}\" already exists.");
-        }
-        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
-        var organization = new Organization(name!, Rfc3339.Now(clock));
-        db.Organizations.Add(organization);
-        try
-        {
-            await db.SaveChangesAsync(cancellationToken);
-        }
-        catch (DbUpdateException)
-        {
-            return Problems.ConflictResult("duplicate", "Duplicate organization", $"An organization named \"{name}\" already exists.");
-        }
-        var location = $"{Path}/{organization.Id}/";
-        var response = ToResponse(organization);
-        await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status201Created, response, location, clock, cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
-        return TypedResults.Created(location, response);
+            if (await db.Organizations.AnyAsync(o => o.Name == name, token))
+            {
+                return (Problems.ConflictResult("duplicate", "Duplicate organization", $"An organization named \"{name}\" already exists."), false);
+            }
+            var organization = new Organization(name!, Rfc3339.Now(clock));
+            db.Organizations.Add(organization);
+            try
+            {
+                await db.SaveChangesAsync(token);
+            }
+            catch (DbUpdateException)
+            {
+                return (Problems.ConflictResult("duplicate", "Duplicate organization", $"An organization named \"{name}\" already exists."), false);
+            }
+            var location = $"{Path}/{organization.Id}/";
+            var response = ToResponse(organization);
+            await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status201Created, response, location, clock, token);
+            return (TypedResults.Created(location, response), true);
+        }, cancellationToken);
     }
 
     private static IQueryable<Organization> Visible(DeviceOpsDb db, Caller caller)
