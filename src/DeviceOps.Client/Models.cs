@@ -153,7 +153,8 @@ public sealed record Organization(int Id, string Name);
 
 /// <summary>Snake_case JSON for every request and response, source-generated (no reflection, trimmable).</summary>
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
-    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, NumberHandling = JsonNumberHandling.Strict)]
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, NumberHandling = JsonNumberHandling.Strict,
+    Converters = [typeof(Rfc3339Converter)])]
 [JsonSerializable(typeof(Device))]
 [JsonSerializable(typeof(Page<Device>))]
 [JsonSerializable(typeof(Operation))]
