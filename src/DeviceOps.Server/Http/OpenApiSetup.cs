@@ -89,7 +89,7 @@ public static class OpenApiSetup
                     });
                 }
                 if (context.Description.HttpMethod == "PUT"
-                    && context.Description.RelativePath?.StartsWith("api/v1/inventory_device_operation/", StringComparison.Ordinal) == true
+                    && context.Description.RelativePath == "api/v1/inventory_device_operation/{id}/"
                     && operation.RequestBody?.Content?.TryGetValue("application/json", out var body) == true)
                 {
                     body.Example = JsonNode.Parse(SeedRequest);
