@@ -60,6 +60,12 @@ public static class OpenApiSetup
                     paths[path.StartsWith("/api/", StringComparison.Ordinal) && !path.EndsWith('/') ? path + "/" : path] = item;
                 }
                 document.Paths = paths;
+                // The generator writes the request's base address with its slash; paths start with
+                // one, so a client joining the two would ask for "//api/v1/…".
+                foreach (var server in document.Servers ?? [])
+                {
+                    server.Url = server.Url?.TrimEnd('/');
+                }
                 return Task.CompletedTask;
             });
             // Our timestamps are written by a converter, which hides their type from the generator.
@@ -87,6 +93,12 @@ public static class OpenApiSetup
                     {
                         [new OpenApiSecuritySchemeReference(BearerScheme, context.Document)] = [],
                     });
+                }
+                else
+                {
+                    // Say "no token needed" (an empty requirement) rather than nothing, which
+                    // readers cannot tell from "forgot to document".
+                    operation.Security = [new OpenApiSecurityRequirement()];
                 }
                 if (context.Description.HttpMethod == "PUT"
                     && context.Description.RelativePath == "api/v1/inventory_device_operation/{id}/"
