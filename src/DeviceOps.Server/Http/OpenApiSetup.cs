@@ -76,6 +76,15 @@ public static class OpenApiSetup
                     schema.Type = JsonSchemaType.String;
                     schema.Format = "date-time";
                 }
+                else if (context.JsonTypeInfo.Type == typeof(Dictionary<string, object?>))
+                {
+                    // A configuration: any keys, with string, number, boolean or null values (null
+                    // removes a key). Without this the document promised an object with no members.
+                    schema.AdditionalProperties = new OpenApiSchema
+                    {
+                        Type = JsonSchemaType.String | JsonSchemaType.Number | JsonSchemaType.Boolean | JsonSchemaType.Null,
+                    };
+                }
                 else if (context.JsonTypeInfo.Type == typeof(DateTime?))
                 {
                     schema.Type = JsonSchemaType.String | JsonSchemaType.Null;
