@@ -83,6 +83,10 @@ finish() {
         passed=$((passed + run_passed))
         failed=$((failed + run_failed))
     done
+    if [[ $openapi_status != 0 ]]; then
+        say "the OpenAPI check failed (counted as one failure)"
+        failed=$((failed + 1))
+    fi
     if ((failed > 0 && status == 0)); then
         status=1
     fi
@@ -90,6 +94,7 @@ finish() {
     exit "$status"
 }
 declare -A run_status=()
+openapi_status=0
 trap finish EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -212,11 +217,11 @@ run_tests() {
     shift
     started=$SECONDS
     say "dotnet test ($run)"
-    # One trx per run while the solution has one test project; with more, LogFilePrefix=$run
-    # keeps one file per project (count_run sums every trx of the run's folder).
+    # LogFilePrefix keeps one trx per test project (a fixed LogFileName would let the second
+    # project overwrite the first); count_run sums every trx of the run's folder.
     # The hang timeout turns a stuck test into a failure with a dump instead of a stuck CI job.
     dotnet test DeviceOps.slnx --no-build -c Debug --nologo \
-        --logger "trx;LogFileName=$run.trx" \
+        --logger "trx;LogFilePrefix=$run" \
         --results-directory "$results/$run" --blame-hang-timeout 5m "$@" || rc=$?
     run_status[$run]=$rc
     say "$run run: exit $rc in $((SECONDS - started)) s"
@@ -227,7 +232,12 @@ run_tests sqlite "$@"
 export DEVICEOPS_TEST_POSTGRES="Host=127.0.0.1;Port=$port;Username=postgres;Pooling=true"
 run_tests postgres "$@"
 
+# The OpenAPI document of the published server: Redocly lint, generated TypeScript types, tsc.
+say "OpenAPI check"
+./scripts/openapi-check.sh "$work/server" || openapi_status=$?
+
 status=0
+[[ $openapi_status == 0 ]] || status=1
 for run in "${runs[@]}"; do
     [[ ${run_status[$run]} == 0 ]] || status=1
 done

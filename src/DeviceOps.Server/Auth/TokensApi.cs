@@ -29,10 +29,10 @@ public sealed record TokenResponse(
 public sealed record TokenRequest(
     [property: JsonPropertyName("user")] string User,
     [property: JsonPropertyName("scopes")] string[] Scopes,
-    [property: JsonPropertyName("organizations")] object[]? Organizations,
-    [property: JsonPropertyName("expires_at")] DateTime? ExpiresAt,
-    [property: JsonPropertyName("rate_limit_per_minute")] int? RateLimitPerMinute,
-    [property: JsonPropertyName("description")] string? Description);
+    [property: JsonPropertyName("organizations")] object[]? Organizations = null,
+    [property: JsonPropertyName("expires_at")] DateTime? ExpiresAt = null,
+    [property: JsonPropertyName("rate_limit_per_minute")] int? RateLimitPerMinute = null,
+    [property: JsonPropertyName("description")] string? Description = null);
 
 public static class TokensApi
 {

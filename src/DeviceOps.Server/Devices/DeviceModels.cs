@@ -93,10 +93,10 @@ public sealed record DeviceRequest(
     [property: JsonPropertyName("serial_number")] string SerialNumber,
     [property: JsonPropertyName("device_type")] string DeviceType,
     [property: JsonPropertyName("organization")] string Organization,
-    [property: JsonPropertyName("operational_status")] string? OperationalStatus,
-    [property: JsonPropertyName("location")] string? Location,
-    [property: JsonPropertyName("assigned_user")] string? AssignedUser,
-    [property: JsonPropertyName("configuration")] Dictionary<string, object?>? Configuration,
-    [property: JsonPropertyName("maintenance_notes")] string? MaintenanceNotes,
-    [property: JsonPropertyName("next_maintenance")] DateTime? NextMaintenance,
-    [property: JsonPropertyName("justification")] string? Justification);
+    [property: JsonPropertyName("operational_status")] string? OperationalStatus = null,
+    [property: JsonPropertyName("location")] string? Location = null,
+    [property: JsonPropertyName("assigned_user")] string? AssignedUser = null,
+    [property: JsonPropertyName("configuration")] Dictionary<string, object?>? Configuration = null,
+    [property: JsonPropertyName("maintenance_notes")] string? MaintenanceNotes = null,
+    [property: JsonPropertyName("next_maintenance")] DateTime? NextMaintenance = null,
+    [property: JsonPropertyName("justification")] string? Justification = null);

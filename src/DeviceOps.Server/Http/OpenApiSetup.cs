@@ -60,6 +60,12 @@ public static class OpenApiSetup
                     paths[path.StartsWith("/api/", StringComparison.Ordinal) && !path.EndsWith('/') ? path + "/" : path] = item;
                 }
                 document.Paths = paths;
+                // The generator writes the request's base address with its slash; paths start with
+                // one, so a client joining the two would ask for "//api/v1/…".
+                foreach (var server in document.Servers ?? [])
+                {
+                    server.Url = server.Url?.TrimEnd('/');
+                }
                 return Task.CompletedTask;
             });
             // Our timestamps are written by a converter, which hides their type from the generator.
@@ -69,6 +75,15 @@ public static class OpenApiSetup
                 {
                     schema.Type = JsonSchemaType.String;
                     schema.Format = "date-time";
+                }
+                else if (context.JsonTypeInfo.Type == typeof(Dictionary<string, object?>))
+                {
+                    // A configuration: any keys, with string, number, boolean or null values (null
+                    // removes a key). Without this the document promised an object with no members.
+                    schema.AdditionalProperties = new OpenApiSchema
+                    {
+                        Type = JsonSchemaType.String | JsonSchemaType.Number | JsonSchemaType.Boolean | JsonSchemaType.Null,
+                    };
                 }
                 else if (context.JsonTypeInfo.Type == typeof(DateTime?))
                 {
@@ -88,8 +103,14 @@ public static class OpenApiSetup
                         [new OpenApiSecuritySchemeReference(BearerScheme, context.Document)] = [],
                     });
                 }
+                else
+                {
+                    // Say "no token needed" (an empty requirement) rather than nothing, which
+                    // readers cannot tell from "forgot to document".
+                    operation.Security = [new OpenApiSecurityRequirement()];
+                }
                 if (context.Description.HttpMethod == "PUT"
-                    && context.Description.RelativePath?.StartsWith("api/v1/inventory_device_operation/", StringComparison.Ordinal) == true
+                    && context.Description.RelativePath == "api/v1/inventory_device_operation/{id}/"
                     && operation.RequestBody?.Content?.TryGetValue("application/json", out var body) == true)
                 {
                     body.Example = JsonNode.Parse(SeedRequest);
