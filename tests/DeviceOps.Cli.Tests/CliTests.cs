@@ -194,6 +194,15 @@ public sealed class CliTests(CliServer server, ITestOutputHelper log) : IClassFi
         }
         await File.WriteAllTextAsync(file, csv.ToString());
 
+        // Spend the token's window first, so the first chunk meets a 429 however fast or slow
+        // this machine is, and the client must wait out Retry-After.
+        using (var raw = new HttpClient { BaseAddress = server.BaseAddress })
+        {
+            raw.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", limited.Token);
+            for (var i = 0; i < 10 && (await raw.GetAsync("api/v1/inventory_device_operation/?limit=1")).StatusCode != System.Net.HttpStatusCode.TooManyRequests; i++)
+            {
+            }
+        }
         var run = await RunAsync(["op", "apply", file, "--chunk-size", "250"], server.Variables(limited.Token));
 
         Assert.True(run.ExitCode == 0, run.ToString());

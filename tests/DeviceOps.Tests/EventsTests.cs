@@ -50,7 +50,8 @@ public sealed class EventsTests(DeviceOpsFactory factory) : IClassFixture<Device
         using var admin = factory.Admin();
         var (device, operation) = await Seeder.DeviceWithOperationAsync(admin);
         var code = device["device_id"]!.GetValue<string>();
-        var start = (await admin.GetJsonAsync($"{Events}?device_id={code}"))["cursor"]!.GetValue<string>();
+        var seeded = await ReadUntilAsync(admin, $"device_id={code}", e => e.Any(x => x["type"]!.GetValue<string>() == "operation.created"));
+        var start = seeded[^1]["cursor"]!.GetValue<string>();
 
         var response = await admin.PatchJsonAsync($"{Api.Operations}{operation["id"]}/",
             new JsonObject { ["operational_status"] = "maintenance", ["location"] = "Rack 4", ["status"] = "completed" });
