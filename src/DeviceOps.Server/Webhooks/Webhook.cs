@@ -83,6 +83,13 @@ public sealed class Webhook
         UpdatedAt = now;
     }
 
+    /// <summary>Records that the outbox has been fanned out to this webhook up to <paramref name="cursor"/>.</summary>
+    public void Advance(EventCursor cursor)
+    {
+        CursorTx = cursor.Tx;
+        CursorId = cursor.Id;
+    }
+
     /// <summary>Whether an event is for this webhook: one of its types, in one of its organizations.</summary>
     public bool Wants(OutboxEvent e) =>
         (EventTypes == AllEvents || EventTypeList.Contains(e.Type))
