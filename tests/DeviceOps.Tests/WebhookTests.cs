@@ -55,11 +55,13 @@ public sealed class WebhookTests : IAsyncLifetime, IDisposable
         var code = Code(device);
         await receiver.WaitUntilAsync(r => r.Accepted.Any(a => a.DeviceId == code), "the device.created event");
         // Creating a device is several events (created, relocated, configuration_changed); wait for them all.
+        await EventIdsAsync(admin, code, CreationEvents);
         var feed = (await admin.GetJsonAsync($"/api/v1/events/?device_id={code}"))["results"]!.AsArray();
-        await receiver.WaitUntilAsync(r => r.Accepted.Count == feed.Count, "every event of the new device");
-        var arrival = receiver.Arrivals.First();
+        await receiver.WaitUntilAsync(r => r.Accepted.Count(a => a.DeviceId == code) == feed.Count, "every event of the new device");
+        var arrivals = receiver.Arrivals.Where(a => a.DeviceId == code).ToList();
+        var arrival = arrivals[0];
         Assert.All(receiver.Arrivals, a => Assert.True(a.SignatureValid));
-        Assert.Equal(feed.Select(e => e!["id"]!.GetValue<string>()), receiver.Arrivals.Select(a => a.EventId));
+        Assert.Equal(feed.Select(e => e!["id"]!.GetValue<string>()), arrivals.Select(a => a.EventId));
         Assert.Equal(_factory.Clock.GetUtcNow().ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture), arrival.Timestamp);
         var first = feed[0]!;
         Assert.True(JsonNode.DeepEquals(first, arrival.Body), $"{first.ToJsonString()}\n{arrival.Body.ToJsonString()}");
@@ -70,7 +72,6 @@ public sealed class WebhookTests : IAsyncLifetime, IDisposable
         Assert.False(WebhookReceiver.Verify($"t={arrival.Timestamp},v1=00", tampered, receiver.Secret).Valid);
 
         var log = await DeliveriesAsync(admin, webhook);
-        Assert.Equal(feed.Count, log.Count);
         var delivery = ById(log, arrival.EventId);
         Assert.Equal(arrival.DeliveryId, delivery!["id"]!.ToString());
         Assert.Equal(arrival.EventId, delivery["event_id"]!.GetValue<string>());
@@ -78,7 +79,13 @@ public sealed class WebhookTests : IAsyncLifetime, IDisposable
         Assert.Equal(1, delivery["attempts"]!.GetValue<int>());
         Assert.Equal(204, delivery["last_status_code"]!.GetValue<int>());
         Assert.NotNull(delivery["delivered_at"]);
-        Assert.DoesNotContain(receiver.Arrivals, a => a.DeviceId == Code(before));
+        // On PostgreSQL a new webhook starts below the oldest transaction running anywhere in the
+        // cluster, so an event committed just before it may come too (never one after it is missed).
+        if (!DeviceOpsFactory.OnPostgres)
+        {
+            Assert.DoesNotContain(receiver.Arrivals, a => a.DeviceId == Code(before));
+            Assert.Equal(feed.Count, log.Count);
+        }
     }
 
     [Fact]
@@ -94,8 +101,7 @@ public sealed class WebhookTests : IAsyncLifetime, IDisposable
         {
             await Relocate(admin, device, $"Rack {i}");
         }
-        var expected = await EventIdsAsync(admin, code);
-        Assert.Equal(6, expected.Count);
+        var expected = await EventIdsAsync(admin, code, CreationEvents + 3);
 
         await WaitForLogAsync(admin, webhook, log => log.Count == 6 && Attempts(log, expected[0]) == 1, "a first failed attempt");
         var log = await DeliveriesAsync(admin, webhook);
@@ -144,8 +150,8 @@ public sealed class WebhookTests : IAsyncLifetime, IDisposable
             await Relocate(admin, failing, $"Rack A{i}");
             await Relocate(admin, healthy, $"Rack B{i}");
         }
-        var failingEvents = await EventIdsAsync(admin, Code(failing));
-        var healthyEvents = await EventIdsAsync(admin, Code(healthy));
+        var failingEvents = await EventIdsAsync(admin, Code(failing), CreationEvents + 3);
+        var healthyEvents = await EventIdsAsync(admin, Code(healthy), CreationEvents + 3);
 
         await receiver.WaitUntilAsync(r => r.Accepted.Count(a => a.DeviceId == Code(healthy)) == healthyEvents.Count
             && r.Arrivals.Any(a => a.DeviceId == Code(failing)), "the healthy device's events and a failed attempt");
@@ -170,7 +176,7 @@ public sealed class WebhookTests : IAsyncLifetime, IDisposable
         var webhook = await CreateAsync(admin, receiver);
         var device = await Seeder.DeviceAsync(admin);
         await Relocate(admin, device, "Rack 9");
-        var events = await EventIdsAsync(admin, Code(device));
+        var events = await EventIdsAsync(admin, Code(device), CreationEvents + 1);
 
         for (var attempt = 1; attempt <= 3; attempt++)
         {
@@ -342,7 +348,7 @@ public sealed class WebhookTests : IAsyncLifetime, IDisposable
         var expected = new Dictionary<string, List<string>>();
         foreach (var device in devices)
         {
-            expected[Code(device)] = await EventIdsAsync(first, Code(device));
+            expected[Code(device)] = await EventIdsAsync(first, Code(device), CreationEvents + 3);
         }
 
         var total = expected.Values.Sum(ids => ids.Count);
@@ -389,8 +395,8 @@ public sealed class WebhookTests : IAsyncLifetime, IDisposable
         receiver.Answer = body => body["device_id"]!.GetValue<string>().StartsWith("STUCK", StringComparison.Ordinal) ? 500 : 204;
         var stuckDevice = await Seeder.DeviceAsync(admin, stuck, code: Seeder.Unique("STUCK"));
         var fine = await Seeder.DeviceAsync(admin);
-        var fineEvents = await EventIdsAsync(admin, Code(fine));
-        var stuckEvents = await EventIdsAsync(admin, Code(stuckDevice));
+        var fineEvents = await EventIdsAsync(admin, Code(fine), CreationEvents);
+        var stuckEvents = await EventIdsAsync(admin, Code(stuckDevice), CreationEvents);
         await WaitForLogAsync(admin, webhook, l => l.Count(d => d!["status"]!.GetValue<string>() == "delivered") == fineEvents.Count
             && Attempts(l, stuckEvents[0]) == 1, "the fine device delivered, the stuck one tried");
 
@@ -400,8 +406,8 @@ public sealed class WebhookTests : IAsyncLifetime, IDisposable
 
         Assert.Equal(fineEvents.Count, deliveries);
         Assert.True(events >= fineEvents.Count);
-        Assert.Empty(await EventIdsAsync(admin, Code(fine)));
-        Assert.Equal(stuckEvents, await EventIdsAsync(admin, Code(stuckDevice)));
+        Assert.Empty(await EventIdsAsync(admin, Code(fine), 0));
+        Assert.Equal(stuckEvents, await EventIdsAsync(admin, Code(stuckDevice), CreationEvents));
         var left = await DeliveriesAsync(admin, webhook);
         Assert.Equal(stuckEvents.Order(), left.Select(d => d!["event_id"]!.GetValue<string>()).Order());
         Assert.All(left, d => Assert.Equal("pending", d!["status"]!.GetValue<string>()));
@@ -434,8 +440,29 @@ public sealed class WebhookTests : IAsyncLifetime, IDisposable
         Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
     }
 
-    private static async Task<List<string>> EventIdsAsync(HttpClient client, string code) =>
-        [.. (await client.GetJsonAsync($"/api/v1/events/?device_id={code}&limit=1000"))["results"]!.AsArray().Select(e => e!["id"]!.GetValue<string>())];
+    /// <summary>
+    /// A device's event ids from the feed, once it shows <paramref name="count"/> of them: on
+    /// PostgreSQL the feed shows an event only when every older transaction in the cluster has
+    /// ended (another test's migration, say), which can be a moment after the write.
+    /// </summary>
+    private static async Task<List<string>> EventIdsAsync(HttpClient client, string code, int count)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(8);
+        while (true)
+        {
+            List<string> ids = [.. (await client.GetJsonAsync($"/api/v1/events/?device_id={code}&limit=1000"))["results"]!.AsArray()
+                .Select(e => e!["id"]!.GetValue<string>())];
+            if (ids.Count >= count || DateTime.UtcNow > deadline)
+            {
+                Assert.Equal(count, ids.Count);
+                return ids;
+            }
+            await Task.Delay(25);
+        }
+    }
+
+    /// <summary>A new device from the seeder is three events: created, relocated (its location), configuration_changed.</summary>
+    private const int CreationEvents = 3;
 
     private static async Task<JsonArray> DeliveriesAsync(HttpClient admin, int webhook, string? status = null) =>
         (await admin.GetJsonAsync($"{Webhooks}{webhook}/deliveries/?limit=1000{(status is null ? "" : $"&status={status}")}"))["results"]!.AsArray();
