@@ -8,6 +8,7 @@ using DeviceOps.Http;
 using DeviceOps.Operations;
 using DeviceOps.Organizations;
 using DeviceOps.RateLimits;
+using DeviceOps.Webhooks;
 
 var tokenCommand = args.FirstOrDefault() == "token";
 var builder = WebApplication.CreateBuilder(tokenCommand ? [] : [.. args.Where(a => a != "--demo")]);
@@ -29,6 +30,7 @@ builder.Services.AddDeviceOpsAuth();
 builder.Services.AddDeviceOpsJson();
 builder.Services.AddDeviceOpsOpenApi();
 builder.Services.AddDeviceOpsRateLimits(builder.Configuration);
+builder.AddDeviceOpsWebhooks();
 
 var app = builder.Build();
 
@@ -47,6 +49,7 @@ app.MapOperations();
 app.MapHistory();
 app.MapTokens();
 app.MapEvents();
+app.MapWebhooks();
 
 if (tokenCommand)
 {

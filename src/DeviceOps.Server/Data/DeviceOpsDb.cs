@@ -5,6 +5,7 @@ using DeviceOps.History;
 using DeviceOps.Idempotency;
 using DeviceOps.Operations;
 using DeviceOps.Organizations;
+using DeviceOps.Webhooks;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 
@@ -22,6 +23,8 @@ public abstract class DeviceOpsDb(DbContextOptions options) : DbContext(options)
     public DbSet<HistoryEntry> History => Set<HistoryEntry>();
     public DbSet<ApiToken> Tokens => Set<ApiToken>();
     public DbSet<OutboxEvent> Events => Set<OutboxEvent>();
+    public DbSet<Webhook> Webhooks => Set<Webhook>();
+    public DbSet<WebhookDelivery> Deliveries => Set<WebhookDelivery>();
 
     /// <summary>
     /// Adds a change's history entries and, for each, its outbox event: saved by the caller's
@@ -151,6 +154,39 @@ public abstract class DeviceOpsDb(DbContextOptions options) : DbContext(options)
             e.HasOne(v => v.Device).WithMany().OnDelete(DeleteBehavior.Restrict);
             e.HasOne(v => v.Operation).WithMany().OnDelete(DeleteBehavior.Restrict);
             e.HasOne(v => v.Organization).WithMany().OnDelete(DeleteBehavior.Restrict);
+        });
+
+        modelBuilder.Entity<Webhook>(e =>
+        {
+            e.ToTable("webhooks");
+            e.Property(w => w.Url).HasMaxLength(2000);
+            e.Property(w => w.Secret).HasMaxLength(200);
+            e.Property(w => w.EventTypes).HasMaxLength(1000);
+            e.Property(w => w.OrganizationIds).HasMaxLength(2000);
+            e.Property(w => w.Description).HasMaxLength(500);
+            e.Property(w => w.CreatedBy).HasMaxLength(254);
+            e.Ignore(w => w.EventTypeList);
+            e.Ignore(w => w.OrganizationIdList);
+            e.Ignore(w => w.Cursor);
+        });
+
+        modelBuilder.Entity<WebhookDelivery>(e =>
+        {
+            e.ToTable("webhook_deliveries");
+            e.Property(d => d.EventType).HasMaxLength(64);
+            e.Property(d => d.DeviceCode).HasMaxLength(64);
+            e.Property(d => d.Status).HasMaxLength(16);
+            e.Property(d => d.LastError).HasMaxLength(500);
+            e.Property(d => d.LeaseOwner).HasMaxLength(64);
+            // A safeguard: the webhook row lock already keeps two fan-outs from meeting.
+            e.HasIndex(d => new { d.WebhookId, d.EventId }).IsUnique();
+            e.HasIndex(d => new { d.WebhookId, d.DeviceId, d.Status, d.Id });
+            e.HasIndex(d => new { d.Status, d.NextAttemptAt });
+            e.HasIndex(d => d.OutboxEventId);
+            e.HasIndex(d => d.CreatedAt);
+            // Deleting a webhook deletes its deliveries, so its pending ones stop.
+            e.HasOne(d => d.Webhook).WithMany().OnDelete(DeleteBehavior.Cascade);
+            e.HasOne(d => d.OutboxEvent).WithMany().OnDelete(DeleteBehavior.Restrict);
         });
 
         modelBuilder.Entity<IdempotencyRecord>(e =>

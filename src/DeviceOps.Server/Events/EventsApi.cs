@@ -165,36 +165,13 @@ public static class EventsApi
         return (new EventFilter(cursor, types, device.Length > 0 ? device : null), errors);
     }
 
-    /// <summary>
-    /// The next events after a cursor. On PostgreSQL only events of transactions older than the
-    /// oldest one still running are read, in (tx, id) order: an event numbered earlier but
-    /// committed later can then never be skipped.
-    /// </summary>
+    /// <summary>The next events after a cursor that the caller may see and asked for.</summary>
     private static async Task<(List<EventResponse> Events, EventCursor Cursor, bool More)> ReadAsync(DeviceOpsDb db, Caller caller,
         EventFilter filter, int limit, CancellationToken cancellationToken)
     {
-        var after = filter.After;
-        var query = db.Events.AsNoTracking();
-        if (db.IsPostgres)
-        {
-            var horizon = await db.Database
-                .SqlQueryRaw<long>("SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint AS \"Value\"")
-                .SingleAsync(cancellationToken);
-            query = query.Where(e => e.Tx < horizon && (e.Tx > after.Tx || (e.Tx == after.Tx && e.Id > after.Id)));
-        }
-        else
-        {
-            query = query.Where(e => e.Id > after.Id);
-        }
+        var (window, cursor, more) = await EventReader.ReadAsync(db, filter.After, limit, cancellationToken);
         // Filters are applied after the cursor window is read, so the cursor moves past
         // events the caller may not see and a sparse filter still makes progress.
-        var window = await query.OrderBy(e => e.Tx).ThenBy(e => e.Id).Take(limit + 1).ToListAsync(cancellationToken);
-        var more = window.Count > limit;
-        if (more)
-        {
-            window.RemoveAt(limit);
-        }
-        var cursor = window.Count > 0 ? new EventCursor(window[^1].Tx, window[^1].Id) : after;
         var visible = window
             .Where(e => caller.CanSee(e.OrganizationId))
             .Where(e => filter.Types is null || filter.Types.Contains(e.Type))

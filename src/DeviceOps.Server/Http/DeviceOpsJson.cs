@@ -6,6 +6,7 @@ using DeviceOps.Events;
 using DeviceOps.History;
 using DeviceOps.Operations;
 using DeviceOps.Organizations;
+using DeviceOps.Webhooks;
 
 namespace DeviceOps.Http;
 
@@ -24,6 +25,10 @@ public sealed record HealthResponse(string Status);
 [JsonSerializable(typeof(Page<OrganizationResponse>))]
 [JsonSerializable(typeof(TokenResponse))]
 [JsonSerializable(typeof(Page<TokenResponse>))]
+[JsonSerializable(typeof(WebhookResponse))]
+[JsonSerializable(typeof(Page<WebhookResponse>))]
+[JsonSerializable(typeof(DeliveryResponse))]
+[JsonSerializable(typeof(Page<DeliveryResponse>))]
 [JsonSerializable(typeof(HealthResponse))]
 [JsonSerializable(typeof(EventPage))]
 [JsonSerializable(typeof(EventResponse))]

@@ -39,11 +39,22 @@ public class DeviceOpsFactory : WebApplicationFactory<Program>, IAsyncLifetime
         ["DeviceOps:RateLimit:AnonymousPerMinute"] = "1000000",
     };
 
+    /// <summary>
+    /// Another server whose store this one uses (the same SQLite file or PostgreSQL database), as
+    /// a second instance of a deployment would; set before the server starts. The store stays
+    /// the other server's to remove.
+    /// </summary>
+    public DeviceOpsFactory? SharesStoreWith { get; init; }
+
     public static bool OnPostgres => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(PostgresSetting));
 
     public virtual async Task InitializeAsync()
     {
-        if (Environment.GetEnvironmentVariable(PostgresSetting) is { Length: > 0 } server)
+        if (SharesStoreWith is { } other)
+        {
+            ConnectionString = other.ConnectionString;
+        }
+        else if (Environment.GetEnvironmentVariable(PostgresSetting) is { Length: > 0 } server)
         {
             _postgresDatabase = $"deviceops_test_{Guid.NewGuid():N}";
             await using var connection = new NpgsqlConnection(server);

@@ -1,0 +1,60 @@
+using DeviceOps.Data;
+using Microsoft.EntityFrameworkCore;
+
+namespace DeviceOps.Events;
+
+/// <summary>
+/// Reads the outbox in order without gaps, for the feed, the live stream and the webhook fan-out.
+/// On PostgreSQL only events of transactions older than the oldest one still running are read,
+/// in (tx, id) order: an event numbered earlier but committed later can then never be skipped.
+/// </summary>
+public static class EventReader
+{
+    /// <summary>
+    /// Up to <paramref name="limit"/> events after a cursor, the cursor after them (unchanged when
+    /// there are none) and whether more are waiting.
+    /// </summary>
+    public static async Task<(List<OutboxEvent> Window, EventCursor Cursor, bool More)> ReadAsync(DeviceOpsDb db, EventCursor after,
+        int limit, CancellationToken cancellationToken)
+    {
+        var query = db.Events.AsNoTracking();
+        if (db.IsPostgres)
+        {
+            var horizon = await HorizonAsync(db, cancellationToken);
+            query = query.Where(e => e.Tx < horizon && (e.Tx > after.Tx || (e.Tx == after.Tx && e.Id > after.Id)));
+        }
+        else
+        {
+            query = query.Where(e => e.Id > after.Id);
+        }
+        var window = await query.OrderBy(e => e.Tx).ThenBy(e => e.Id).Take(limit + 1).ToListAsync(cancellationToken);
+        var more = window.Count > limit;
+        if (more)
+        {
+            window.RemoveAt(limit);
+        }
+        var cursor = window.Count > 0 ? new EventCursor(window[^1].Tx, window[^1].Id) : after;
+        return (window, cursor, more);
+    }
+
+    /// <summary>
+    /// The current end of the feed: a cursor after every event a reader could read now, so that
+    /// reading from it yields exactly the events committed later.
+    /// </summary>
+    public static async Task<EventCursor> EndAsync(DeviceOpsDb db, CancellationToken cancellationToken)
+    {
+        if (db.IsPostgres)
+        {
+            // Everything below the horizon is readable; transactions from the horizon on may still commit.
+            var horizon = await HorizonAsync(db, cancellationToken);
+            return new EventCursor(horizon - 1, long.MaxValue);
+        }
+        var last = await db.Events.MaxAsync(e => (long?)e.Id, cancellationToken);
+        return new EventCursor(0, last ?? 0);
+    }
+
+    /// <summary>PostgreSQL: the oldest transaction id still running; every lower one has ended.</summary>
+    private static Task<long> HorizonAsync(DeviceOpsDb db, CancellationToken cancellationToken) => db.Database
+        .SqlQueryRaw<long>("SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint AS \"Value\"")
+        .SingleAsync(cancellationToken);
+}

@@ -1,0 +1,60 @@
+using DeviceOps.Data;
+using DeviceOps.Events;
+using DeviceOps.Http;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace DeviceOps.Webhooks;
+
+public sealed class EventRetentionOptions
+{
+    /// <summary>How long outbox events, and finished webhook deliveries, are kept.</summary>
+    public double RetentionDays { get; set; } = 7;
+}
+
+/// <summary>
+/// Removes outbox events older than the retention that nothing needs any more — no delivery row
+/// refers to them and every active webhook has fanned them out — and delivered or dead
+/// deliveries older than the retention. History is never removed.
+/// </summary>
+public sealed class EventsJanitor(IServiceProvider services, IOptions<EventRetentionOptions> options, TimeProvider clock,
+    ILogger<EventsJanitor> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromMinutes(10), clock);
+        do
+        {
+            try
+            {
+                await using var scope = services.CreateAsyncScope();
+                await CleanUpAsync(scope.ServiceProvider.GetRequiredService<DeviceOpsDb>(),
+                    Rfc3339.Now(clock) - TimeSpan.FromDays(options.Value.RetentionDays), stoppingToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                logger.LogWarning(ex, "Could not remove expired events and deliveries; will try again.");
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
+    /// <summary>Removes what is older than <paramref name="cutoff"/> and no longer needed; answers (events, deliveries) removed.</summary>
+    public static async Task<(int Events, int Deliveries)> CleanUpAsync(DeviceOpsDb db, DateTime cutoff, CancellationToken cancellationToken)
+    {
+        var deliveries = await db.Deliveries
+            .Where(d => d.CreatedAt < cutoff && d.Status != DeliveryStatus.Pending)
+            .ExecuteDeleteAsync(cancellationToken);
+        var old = db.Events.Where(e => e.OccurredAt < cutoff && !db.Deliveries.Any(d => d.OutboxEventId == e.Id));
+        // Events an active webhook has not fanned out yet stay: they are still to be delivered.
+        var cursors = await db.Webhooks.AsNoTracking().Where(w => w.Active).Select(w => new { w.CursorTx, w.CursorId })
+            .ToListAsync(cancellationToken);
+        if (cursors.Count > 0)
+        {
+            var first = cursors.OrderBy(c => c.CursorTx).ThenBy(c => c.CursorId).First();
+            old = old.Where(e => e.Tx < first.CursorTx || (e.Tx == first.CursorTx && e.Id <= first.CursorId));
+        }
+        var events = await old.ExecuteDeleteAsync(cancellationToken);
+        return (events, deliveries);
+    }
+}

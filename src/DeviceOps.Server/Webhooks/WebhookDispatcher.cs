@@ -1,0 +1,261 @@
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using DeviceOps.Data;
+using DeviceOps.Events;
+using DeviceOps.Http;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace DeviceOps.Webhooks;
+
+public sealed class WebhookOptions
+{
+    /// <summary>The delay before the second attempt; each later one doubles it, up to <see cref="MaxDelaySeconds"/>.</summary>
+    public double BaseDelaySeconds { get; set; } = 10;
+
+    public double MaxDelaySeconds { get; set; } = 3600;
+
+    /// <summary>Attempts before a delivery is dead-lettered.</summary>
+    public int MaxAttempts { get; set; } = 12;
+
+    /// <summary>Deliveries one instance sends at once (to different devices or webhooks).</summary>
+    public int Concurrency { get; set; } = 8;
+
+    /// <summary>How long a receiver may take to answer.</summary>
+    public double TimeoutSeconds { get; set; } = 10;
+
+    /// <summary>
+    /// The delay after the given number of failed attempts: base × 2^(attempts-1), at most the
+    /// maximum, times a random 0.8–1.2 so receivers that fail together do not retry together.
+    /// </summary>
+    public TimeSpan DelayAfter(int attempts, double jitter) =>
+        TimeSpan.FromSeconds(Math.Min(MaxDelaySeconds, BaseDelaySeconds * Math.Pow(2, Math.Max(0, attempts - 1))) * jitter);
+}
+
+/// <summary>
+/// Sends webhook deliveries, in every instance. Each round (1) fans the outbox out to every
+/// active webhook: the events after its scan cursor that it wants become delivery rows, in the
+/// transaction that advances the cursor, with the webhook row locked so two instances never fan
+/// out the same events; then (2) claims due deliveries that head their (webhook, device) queue
+/// with a lease and POSTs them, signed. A commit in this process wakes it at once; it polls
+/// every second for other instances' commits and for retries coming due.
+/// </summary>
+public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFactory httpClients, IOptions<WebhookOptions> options,
+    EventSignal signal, TimeProvider clock, ILogger<WebhookDispatcher> logger) : BackgroundService
+{
+    public const string HttpClientName = "webhooks";
+    public const string SignatureHeader = "X-DeviceOps-Signature";
+    public const string EventIdHeader = "X-DeviceOps-Event-Id";
+    public const string EventTypeHeader = "X-DeviceOps-Event-Type";
+    public const string DeliveryHeader = "X-DeviceOps-Delivery";
+    private const int FanOutBatch = 500;
+    private static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(1);
+    private readonly string _instance = Guid.NewGuid().ToString("N")[..12];
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            // Taken before the round, so a commit during it is not missed.
+            var pulse = signal.Next();
+            var busy = false;
+            try
+            {
+                busy = await FanOutAsync(stoppingToken);
+                busy |= await SendDueAsync(stoppingToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+            {
+                logger.LogWarning(ex, "A webhook dispatch round failed; will try again.");
+            }
+            // A round that did work may have left more (a full batch, the next event of a device).
+            // An idle round commits nothing, so its own commits cannot wake it in a loop.
+            if (!busy)
+            {
+                await EventSignal.WaitAsync(pulse, PollInterval, stoppingToken);
+            }
+        }
+    }
+
+    /// <summary>Fans new outbox events out to every active webhook; true when any event was read.</summary>
+    private async Task<bool> FanOutAsync(CancellationToken cancellationToken)
+    {
+        await using var scope = services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<DeviceOpsDb>();
+        var webhooks = await db.Webhooks.AsNoTracking().Where(w => w.Active).Select(w => new { w.Id, w.CursorTx, w.CursorId })
+            .ToListAsync(cancellationToken);
+        var busy = false;
+        foreach (var webhook in webhooks)
+        {
+            // A cheap look without a lock first: most rounds find nothing new.
+            var (peek, _, _) = await EventReader.ReadAsync(db, new EventCursor(webhook.CursorTx, webhook.CursorId), 1, cancellationToken);
+            if (peek.Count > 0)
+            {
+                busy |= await FanOutAsync(db, webhook.Id, cancellationToken);
+            }
+        }
+        return busy;
+    }
+
+    private async Task<bool> FanOutAsync(DeviceOpsDb db, int webhookId, CancellationToken cancellationToken)
+    {
+        db.ChangeTracker.Clear();
+        // On SQLite the transaction takes the write lock (BEGIN IMMEDIATE), serialising fan-outs.
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        var webhook = db.IsPostgres
+            // Another instance fanning this webhook out holds the row: skip it rather than wait.
+            ? await db.Webhooks.FromSql($"SELECT * FROM webhooks WHERE id = {webhookId} AND active FOR UPDATE SKIP LOCKED")
+                .SingleOrDefaultAsync(cancellationToken)
+            : await db.Webhooks.SingleOrDefaultAsync(w => w.Id == webhookId && w.Active, cancellationToken);
+        if (webhook is null)
+        {
+            return false;
+        }
+        // The cursor is read again under the lock: it may have moved since the look.
+        var (window, cursor, _) = await EventReader.ReadAsync(db, webhook.Cursor, FanOutBatch, cancellationToken);
+        if (window.Count == 0)
+        {
+            return false;
+        }
+        var now = Rfc3339.Now(clock);
+        foreach (var e in window.Where(webhook.Wants))
+        {
+            db.Deliveries.Add(WebhookDelivery.For(webhook.Id, e, now));
+        }
+        webhook.Advance(cursor);
+        await db.SaveChangesAsync(cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return true;
+    }
+
+    /// <summary>Claims and sends the due head deliveries; true when any was sent.</summary>
+    private async Task<bool> SendDueAsync(CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        await using var scope = services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<DeviceOpsDb>();
+        var now = Rfc3339.Now(clock);
+        var candidates = await Heads(db, now)
+            .OrderBy(d => d.NextAttemptAt).ThenBy(d => d.Id)
+            .Select(d => d.Id)
+            .Take(Math.Max(1, settings.Concurrency))
+            .ToListAsync(cancellationToken);
+        if (candidates.Count == 0)
+        {
+            return false;
+        }
+        // The claim is one conditional UPDATE: where two instances chose the same delivery, the
+        // database lets only the first one set the lease.
+        var owner = $"{_instance}-{Guid.NewGuid():N}";
+        var leaseUntil = Rfc3339.Truncate(now + TimeSpan.FromSeconds(settings.TimeoutSeconds) + TimeSpan.FromMinutes(1));
+        await Heads(db, now).Where(d => candidates.Contains(d.Id))
+            .ExecuteUpdateAsync(s => s.SetProperty(d => d.LeaseUntil, leaseUntil).SetProperty(d => d.LeaseOwner, owner), cancellationToken);
+        var claimed = await db.Deliveries.AsNoTracking()
+            .Include(d => d.Webhook).Include(d => d.OutboxEvent)
+            .Where(d => d.LeaseOwner == owner)
+            .ToListAsync(cancellationToken);
+        if (claimed.Count == 0)
+        {
+            return false;
+        }
+        await Task.WhenAll(claimed.Select(d => SendAsync(d, owner, settings, cancellationToken)));
+        return true;
+    }
+
+    /// <summary>
+    /// Deliveries that may be sent now: pending, due, not leased, of an active webhook, and first
+    /// in line for their (webhook, device) — a failing one holds back that device's later events only.
+    /// </summary>
+    private static IQueryable<WebhookDelivery> Heads(DeviceOpsDb db, DateTime now) => db.Deliveries
+        .Where(d => d.Status == DeliveryStatus.Pending && d.NextAttemptAt <= now && (d.LeaseUntil == null || d.LeaseUntil < now)
+            && d.Webhook.Active)
+        .Where(d => !db.Deliveries.Any(e => e.WebhookId == d.WebhookId && e.DeviceId == d.DeviceId
+            && e.Status == DeliveryStatus.Pending && e.Id < d.Id));
+
+    private async Task SendAsync(WebhookDelivery delivery, string owner, WebhookOptions settings, CancellationToken cancellationToken)
+    {
+        int? statusCode = null;
+        string? error = null;
+        try
+        {
+            var body = JsonSerializer.SerializeToUtf8Bytes(EventsApi.ToResponse(delivery.OutboxEvent), DeviceOpsJson.Default.EventResponse);
+            using var request = new HttpRequestMessage(HttpMethod.Post, delivery.Webhook.Url) { Content = new ByteArrayContent(body) };
+            request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
+            request.Headers.Add(SignatureHeader, Signature(delivery.Webhook.Secret, clock.GetUtcNow().ToUnixTimeSeconds(), body));
+            request.Headers.Add(EventIdHeader, delivery.EventId.ToString());
+            request.Headers.Add(EventTypeHeader, delivery.EventType);
+            request.Headers.Add(DeliveryHeader, delivery.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            using var client = httpClients.CreateClient(HttpClientName);
+            client.Timeout = TimeSpan.FromSeconds(settings.TimeoutSeconds);
+            using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+            statusCode = (int)response.StatusCode;
+            if (!response.IsSuccessStatusCode)
+            {
+                error = $"The receiver answered {statusCode} {response.ReasonPhrase}.";
+            }
+        }
+        catch (HttpRequestException ex)
+        {
+            error = ex.Message;
+        }
+        catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            error = $"No answer within {settings.TimeoutSeconds} s.";
+        }
+        await RecordAsync(delivery, owner, statusCode, error, settings, cancellationToken);
+    }
+
+    private async Task RecordAsync(WebhookDelivery delivery, string owner, int? statusCode, string? error, WebhookOptions settings,
+        CancellationToken cancellationToken)
+    {
+        await using var scope = services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<DeviceOpsDb>();
+        var now = Rfc3339.Now(clock);
+        var attempts = delivery.Attempts + 1;
+        // Only while we still hold the lease: a redelivery or deletion meanwhile wins.
+        var mine = db.Deliveries.Where(d => d.Id == delivery.Id && d.LeaseOwner == owner);
+        if (error is null)
+        {
+            await mine.ExecuteUpdateAsync(s => s
+                .SetProperty(d => d.Status, DeliveryStatus.Delivered)
+                .SetProperty(d => d.Attempts, attempts)
+                .SetProperty(d => d.LastStatusCode, statusCode)
+                .SetProperty(d => d.LastError, (string?)null)
+                .SetProperty(d => d.LastAttemptAt, now)
+                .SetProperty(d => d.DeliveredAt, now)
+                .SetProperty(d => d.LeaseUntil, (DateTime?)null)
+                .SetProperty(d => d.LeaseOwner, (string?)null), cancellationToken);
+            return;
+        }
+        var dead = attempts >= settings.MaxAttempts;
+        var next = dead ? now : Rfc3339.Truncate(now + settings.DelayAfter(attempts, 0.8 + (Random.Shared.NextDouble() * 0.4)));
+        error = error.Length > 500 ? error[..500] : error;
+        await mine.ExecuteUpdateAsync(s => s
+            .SetProperty(d => d.Status, dead ? DeliveryStatus.Dead : DeliveryStatus.Pending)
+            .SetProperty(d => d.Attempts, attempts)
+            .SetProperty(d => d.LastStatusCode, statusCode)
+            .SetProperty(d => d.LastError, error)
+            .SetProperty(d => d.LastAttemptAt, now)
+            .SetProperty(d => d.NextAttemptAt, next)
+            .SetProperty(d => d.LeaseUntil, (DateTime?)null)
+            .SetProperty(d => d.LeaseOwner, (string?)null), cancellationToken);
+        if (dead)
+        {
+            logger.LogWarning("Webhook {WebhookId} delivery {DeliveryId} (event {EventId}) is dead after {Attempts} attempts: {Error}",
+                delivery.WebhookId, delivery.Id, delivery.EventId, attempts, error);
+        }
+    }
+
+    /// <summary><c>t=&lt;unix seconds&gt;,v1=&lt;hex HMAC-SHA256 of "&lt;t&gt;.&lt;raw body&gt;"&gt;</c>, as receivers check it.</summary>
+    public static string Signature(string secret, long unixSeconds, ReadOnlySpan<byte> body)
+    {
+        var t = unixSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var signed = new byte[t.Length + 1 + body.Length];
+        Encoding.ASCII.GetBytes(t + ".", signed);
+        body.CopyTo(signed.AsSpan(t.Length + 1));
+        var mac = HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), signed);
+        return $"t={t},v1={Convert.ToHexStringLower(mac)}";
+    }
+}
