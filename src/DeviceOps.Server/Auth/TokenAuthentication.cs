@@ -176,4 +176,9 @@ public static class AuthExtensions
         builder.RequireAuthorization(scope).WithMetadata(new ScopeRequirement(scope));
 
     public static Caller Caller(this HttpContext context) => new(context.User);
+
+    /// <summary>Declares the 401 and 403 problems every authorized group may answer, for the OpenAPI document.</summary>
+    public static RouteGroupBuilder ProducesAuthProblems(this RouteGroupBuilder group) => group
+        .WithMetadata(new ProducesResponseTypeMetadata(401, typeof(ProblemDetails), ["application/problem+json"]))
+        .WithMetadata(new ProducesResponseTypeMetadata(403, typeof(ProblemDetails), ["application/problem+json"]));
 }

@@ -47,8 +47,7 @@ public static class TokensApi
         group.MapPost("/", Create).Accepts<TokenRequest>("application/json")
             .WithSummary("Create a token; its secret is in this response only");
         group.MapDelete("/{id:int}/", Revoke).WithSummary("Revoke a token, effective at once");
-        group.WithMetadata(new ProducesResponseTypeMetadata(401, typeof(ProblemDetails), ["application/problem+json"]));
-        group.WithMetadata(new ProducesResponseTypeMetadata(403, typeof(ProblemDetails), ["application/problem+json"]));
+        group.ProducesAuthProblems();
         return group;
     }
 

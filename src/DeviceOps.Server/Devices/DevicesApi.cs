@@ -34,8 +34,7 @@ public static class DevicesApi
         group.MapDelete("/{id:int}/", Delete).RequireScope(Scopes.DevicesWrite)
             .WithSummary("Remove a decommissioned device (its history is kept)");
         group.MapDeviceBatches();
-        group.WithMetadata(new ProducesResponseTypeMetadata(401, typeof(ProblemDetails), ["application/problem+json"]));
-        group.WithMetadata(new ProducesResponseTypeMetadata(403, typeof(ProblemDetails), ["application/problem+json"]));
+        group.ProducesAuthProblems();
         return group;
     }
 

@@ -38,40 +38,21 @@ public static class DevicesBatchApi
     private static async Task<Results<Ok<BatchResponse<DeviceResponse>>, BodyProblem, ValidationFailed, ConflictProblem, ProblemResult>> UpdateAsync(
         WriteMode mode, HttpContext http, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken)
     {
-        var (body, problem) = await JsonBody.ReadAsync(http.Request, batch: true, cancellationToken);
+        var (inputs, problem) = await Batch.ReadUpdatesAsync(http.Request, (item, errors) =>
+        {
+            var input = DeviceInput.Read(item, mode, errors, batchItem: true);
+            return mode == WriteMode.Replace ? input.AsReplacement() : input;
+        }, cancellationToken);
         if (problem is not null)
         {
-            return new BodyProblem(problem);
-        }
-        var (items, itemsProblem) = Batch.Items(http.Request, body);
-        if (itemsProblem is not null)
-        {
-            return itemsProblem;
-        }
-
-        var failures = new BatchFailures();
-        var inputs = new (int Id, string? Version, DeviceInput Input)[items.Count];
-        for (var i = 0; i < items.Count; i++)
-        {
-            var errors = new Errors();
-            var (id, version) = Batch.Identity(items[i], errors);
-            var input = DeviceInput.Read(items[i], mode, errors, batchItem: true);
-            if (errors.Any)
-            {
-                failures.Invalid(i, id, errors);
-                continue;
-            }
-            inputs[i] = (id!.Value, version, mode == WriteMode.Replace ? input.AsReplacement() : input);
-        }
-        if (failures.Any)
-        {
-            return failures.ToProblem();
+            return problem;
         }
 
         var caller = http.Caller();
         var ids = inputs.Select(i => i.Id).Distinct().ToList();
         return await writer.WriteAsync<Results<Ok<BatchResponse<DeviceResponse>>, BodyProblem, ValidationFailed, ConflictProblem, ProblemResult>>(async (db, token) =>
         {
+            var failures = new BatchFailures();
             await db.LockDevicesAsync(ids, token);
             var devices = await DevicesApi.Visible(db.Devices, caller).Where(d => ids.Contains(d.Id)).ToDictionaryAsync(d => d.Id, token);
             var organizations = await db.Organizations.ToListAsync(token);
@@ -80,7 +61,7 @@ public static class DevicesBatchApi
                 .ToDictionaryAsync(d => d.SerialNumber, d => d.Id, token);
 
             var entries = new List<HistoryEntry>();
-            for (var i = 0; i < inputs.Length; i++)
+            for (var i = 0; i < inputs.Count; i++)
             {
                 var (id, version, input) = inputs[i];
                 if (!devices.TryGetValue(id, out var device))
@@ -134,7 +115,7 @@ public static class DevicesBatchApi
             {
                 return (conflict, false);
             }
-            var response = new BatchResponse<DeviceResponse>(inputs.Length, [.. inputs.Select(i => devices[i.Id].ToResponse(null))]);
+            var response = new BatchResponse<DeviceResponse>(inputs.Count, [.. inputs.Select(i => devices[i.Id].ToResponse(null))]);
             await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status200OK, response, null, clock, token);
             return (TypedResults.Ok(response), true);
         }, cancellationToken);

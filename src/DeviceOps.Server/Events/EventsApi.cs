@@ -72,8 +72,7 @@ public static class EventsApi
             .WithDescription("`after` is the `cursor` of the last event you processed (empty: from the oldest kept). Filters: `type` (comma-separated), `device_id`. Answers up to `limit` events (default 100, at most 1000), the cursor to continue from, and whether more are waiting.");
         group.MapGet("/stream", Stream).WithSummary("Change events live, as Server-Sent Events")
             .WithDescription("Each SSE message has the event's cursor as `id` and its type as `event`; reconnect with `Last-Event-ID` (or `?after=`) to resume without a gap. A `heartbeat` message comes every 15 seconds of quiet.");
-        group.WithMetadata(new ProducesResponseTypeMetadata(401, typeof(ProblemDetails), ["application/problem+json"]));
-        group.WithMetadata(new ProducesResponseTypeMetadata(403, typeof(ProblemDetails), ["application/problem+json"]));
+        group.ProducesAuthProblems();
         return group;
     }
 

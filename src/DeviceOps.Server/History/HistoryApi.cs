@@ -20,8 +20,7 @@ public static class HistoryApi
             .WithDescription("Filters: device_id, operation_id, action, performed_by, request_id, since/until (on timestamp). Ordering: id, timestamp (default -id).");
         group.MapGet("/{id:long}/", Get).RequireAuthorization(AuthExtensions.AnyRead)
             .WithSummary("Get one history entry");
-        group.WithMetadata(new ProducesResponseTypeMetadata(401, typeof(ProblemDetails), ["application/problem+json"]));
-        group.WithMetadata(new ProducesResponseTypeMetadata(403, typeof(ProblemDetails), ["application/problem+json"]));
+        group.ProducesAuthProblems();
         return group;
     }
 

@@ -59,6 +59,40 @@ public static class Batch
     }
 
     /// <summary>
+    /// Reads the body of a batch PUT or PATCH: every item's <c>id</c>, <c>version</c> and input, or
+    /// the problem that answers the whole call — the body's own, or every invalid item by index.
+    /// </summary>
+    public static async Task<(IReadOnlyList<(int Id, string? Version, T Input)> Items, ProblemResult? Problem)> ReadUpdatesAsync<T>(
+        HttpRequest request, Func<JsonElement, Errors, T> read, CancellationToken cancellationToken)
+    {
+        var (body, problem) = await JsonBody.ReadAsync(request, batch: true, cancellationToken);
+        if (problem is not null)
+        {
+            return ([], new BodyProblem(problem));
+        }
+        var (items, itemsProblem) = Items(request, body);
+        if (itemsProblem is not null)
+        {
+            return ([], itemsProblem);
+        }
+        var failures = new BatchFailures();
+        var inputs = new (int Id, string? Version, T Input)[items.Count];
+        for (var i = 0; i < items.Count; i++)
+        {
+            var errors = new Errors();
+            var (id, version) = Identity(items[i], errors);
+            var input = read(items[i], errors);
+            if (errors.Any)
+            {
+                failures.Invalid(i, id, errors);
+                continue;
+            }
+            inputs[i] = (id!.Value, version, input);
+        }
+        return failures.Any ? ([], failures.ToProblem()) : (inputs, null);
+    }
+
+    /// <summary>
     /// Reads the <c>id</c> of a batch item, which names what it changes (required), and the
     /// optional <c>version</c>, the item's If-Match: the ETag its client last saw.
     /// </summary>

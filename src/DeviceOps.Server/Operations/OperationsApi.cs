@@ -37,8 +37,7 @@ public static class OperationsApi
             .WithSummary("Partially update a device operation");
 
         group.MapOperationBatches();
-        group.WithMetadata(new ProducesResponseTypeMetadata(401, typeof(ProblemDetails), ["application/problem+json"]));
-        group.WithMetadata(new ProducesResponseTypeMetadata(403, typeof(ProblemDetails), ["application/problem+json"]));
+        group.ProducesAuthProblems();
         return group;
     }
 

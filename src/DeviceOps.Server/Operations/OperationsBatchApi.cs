@@ -40,47 +40,28 @@ public static class OperationsBatchApi
     private static async Task<Results<Ok<BatchResponse<OperationResponse>>, BodyProblem, ValidationFailed, ProblemResult>> UpdateAsync(
         WriteMode mode, HttpContext http, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken)
     {
-        var (body, problem) = await JsonBody.ReadAsync(http.Request, batch: true, cancellationToken);
+        var (inputs, problem) = await Batch.ReadUpdatesAsync(http.Request, (item, errors) =>
+        {
+            var input = OperationInput.Read(item, mode, errors, batchItem: true);
+            return mode == WriteMode.Replace ? input.AsReplacement() : input;
+        }, cancellationToken);
         if (problem is not null)
         {
-            return new BodyProblem(problem);
-        }
-        var (items, itemsProblem) = Batch.Items(http.Request, body);
-        if (itemsProblem is not null)
-        {
-            return itemsProblem;
-        }
-
-        var failures = new BatchFailures();
-        var inputs = new (int Id, string? Version, OperationInput Input)[items.Count];
-        for (var i = 0; i < items.Count; i++)
-        {
-            var errors = new Errors();
-            var (id, version) = Batch.Identity(items[i], errors);
-            var input = OperationInput.Read(items[i], mode, errors, batchItem: true);
-            if (errors.Any)
-            {
-                failures.Invalid(i, id, errors);
-                continue;
-            }
-            inputs[i] = (id!.Value, version, mode == WriteMode.Replace ? input.AsReplacement() : input);
-        }
-        if (failures.Any)
-        {
-            return failures.ToProblem();
+            return problem;
         }
 
         var caller = http.Caller();
         var ids = inputs.Select(i => i.Id).Distinct().ToList();
         return await writer.WriteAsync<Results<Ok<BatchResponse<OperationResponse>>, BodyProblem, ValidationFailed, ProblemResult>>(async (db, token) =>
         {
+            var failures = new BatchFailures();
             var deviceIds = await db.Operations.Where(o => ids.Contains(o.Id)).Select(o => o.DeviceId).Distinct().ToListAsync(token);
             await db.LockDevicesAsync(deviceIds, token);
             var operations = await OperationsApi.Visible(db.Operations, caller).Where(o => ids.Contains(o.Id))
                 .ToDictionaryAsync(o => o.Id, token);
 
             var entries = new List<HistoryEntry>();
-            for (var i = 0; i < inputs.Length; i++)
+            for (var i = 0; i < inputs.Count; i++)
             {
                 var (id, version, input) = inputs[i];
                 if (!operations.TryGetValue(id, out var operation))
@@ -104,7 +85,7 @@ public static class OperationsBatchApi
 
             db.Record(entries);
             await db.SaveChangesAsync(token);
-            var response = new BatchResponse<OperationResponse>(inputs.Length, [.. inputs.Select(i => operations[i.Id].ToResponse(null))]);
+            var response = new BatchResponse<OperationResponse>(inputs.Count, [.. inputs.Select(i => operations[i.Id].ToResponse(null))]);
             await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status200OK, response, null, clock, token);
             return (TypedResults.Ok(response), true);
         }, cancellationToken);

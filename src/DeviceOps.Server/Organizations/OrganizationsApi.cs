@@ -25,8 +25,7 @@ public static class OrganizationsApi
         group.MapGet("/{id:int}/", Get).RequireAuthorization(AuthExtensions.AnyRead).WithSummary("Get one organization");
         group.MapPost("/", Create).RequireScope(Scopes.Admin).RequireAuthorization(AuthExtensions.UnlimitedAdmin)
             .Accepts<OrganizationRequest>("application/json").WithSummary("Create an organization");
-        group.WithMetadata(new ProducesResponseTypeMetadata(401, typeof(ProblemDetails), ["application/problem+json"]));
-        group.WithMetadata(new ProducesResponseTypeMetadata(403, typeof(ProblemDetails), ["application/problem+json"]));
+        group.ProducesAuthProblems();
         return group;
     }
 

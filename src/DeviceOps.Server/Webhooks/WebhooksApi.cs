@@ -72,8 +72,7 @@ public static class WebhooksApi
             .WithDescription("Filter: `status` (pending, delivered, dead).");
         group.MapPost("/{id:int}/deliveries/{deliveryId:long}/redeliver", Redeliver)
             .WithSummary("Send a delivery again: back to pending, attempts reset");
-        group.WithMetadata(new ProducesResponseTypeMetadata(401, typeof(ProblemDetails), ["application/problem+json"]));
-        group.WithMetadata(new ProducesResponseTypeMetadata(403, typeof(ProblemDetails), ["application/problem+json"]));
+        group.ProducesAuthProblems();
         return group;
     }
 
