@@ -8,6 +8,7 @@
 #   bench/run.sh                 # both stores, 10 s per scenario
 #   DURATION=5 bench/run.sh      # shorter
 #   bench/run.sh --large         # also the large-store benchmark (100,000 devices, 1,000,000 entries; SQLite)
+#   bench/run.sh --large-only    # only that
 #   bench/run.sh --smoke         # a 2-second pass through everything, to check the harness
 set -euo pipefail
 
@@ -17,9 +18,11 @@ source "$repo/scripts/postgres.sh"
 duration=${DURATION:-10}
 connections=${CONNECTIONS:-32}
 large=0
+small=1
 for arg in "$@"; do
     case $arg in
         --large) large=1 ;;
+        --large-only) large=1 small=0 ;;
         --smoke) duration=2 ;;
         *) echo "unknown argument $arg" >&2; exit 2 ;;
     esac
@@ -71,7 +74,7 @@ peak_rss() { awk '/VmHWM/ { printf "%d", $2 / 1024 }' "/proc/$(pgrep -P "$server
 load() {   # $1: script or "-", $2: path
     local script=() out
     [[ $1 != - ]] && script=(-s "$repo/bench/$1")
-    out=$(TOKEN=$token FIRST_OP=$first_op OP_COUNT=$op_count wrk -t2 -c"$connections" -d"${duration}s" --latency "${script[@]}" "http://127.0.0.1:$port$2")
+    out=$(TOKEN=$token FIRST_OP=$first_op OP_COUNT=$op_count wrk -t"$(( connections < 2 ? 1 : 2 ))" -c"$connections" -d"${duration}s" --latency "${script[@]}" "http://127.0.0.1:$port$2")
     awk '/Requests\/sec/ { rps = $2 } / 50% / { p50 = $2 } / 99% / { p99 = $2 } END { printf "%s %s %s", rps, p50, p99 }' <<<"$out"
 }
 
@@ -137,9 +140,11 @@ bench_store() {   # $1: store name, $2: DEVICEOPS_DATABASE
     echo "| server peak RSS | ${rss} MB | | | |"
 }
 
+if [[ $small == 1 ]]; then
 bench_store sqlite ""
 pg_start >/dev/null
 bench_store postgresql "Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=deviceops_bench;Pooling=true;Maximum Pool Size=64"
+fi
 
 if [[ $large == 1 ]]; then
     say "large store: 100,000 devices and 1,000,000 history entries (SQLite)"
@@ -150,7 +155,7 @@ if [[ $large == 1 ]]; then
     start_server large ""
     batch=$(timed_batch "$FIRST_OP" 10000)
     first_op=$FIRST_OP op_count=100000
-    devices=$(CONNECTIONS=1 connections=1 load devices.lua /)
+    devices=$(connections=1 load devices.lua /)
     read -r _ dev_p50 dev_p99 <<<"$devices"
     log=$(curl -fsS -o /dev/null -w '%{time_total}' -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/v1/inventory_device_log/?device_id=L-004242&limit=50")
     stop_server
