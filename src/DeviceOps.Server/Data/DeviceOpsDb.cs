@@ -42,6 +42,63 @@ public abstract class DeviceOpsDb(DbContextOptions options) : DbContext(options)
     public abstract bool IsPostgres { get; }
 
     /// <summary>
+    /// The same as <see cref="Record"/> for a large change to existing devices and operations (a
+    /// batch update): the entries and events are written with multi-row INSERTs after the
+    /// entities are saved, in the same transaction, instead of being tracked one by one. A
+    /// 10,000-item batch writes some 20,000 rows here; as tracked entities they cost seconds.
+    /// </summary>
+    public async Task RecordBulkAsync(IReadOnlyList<HistoryEntry> entries, CancellationToken cancellationToken)
+    {
+        const int rowsPerStatement = 500;
+        for (var start = 0; start < entries.Count; start += rowsPerStatement)
+        {
+            var chunk = entries.Skip(start).Take(rowsPerStatement).ToList();
+            await InsertRowsAsync(
+                "INSERT INTO history (timestamp, device_id, operation_id, action, from_status, to_status, changes, performed_by, request_id, justification) VALUES ",
+                chunk.Select(e => new object?[]
+                {
+                    e.Timestamp, e.Device.Id, e.Operation?.Id, e.Action, e.FromStatus, e.ToStatus, e.Changes, e.PerformedBy, e.RequestId, e.Justification,
+                }), cancellationToken);
+            // PostgreSQL stamps tx itself (the column's default); SQLite's is always 0.
+            var columns = IsPostgres
+                ? "INSERT INTO events (event_id, type, occurred_at, organization_id, device_id, device_code, operation_id, request_id, performed_by, data) VALUES "
+                : "INSERT INTO events (tx, event_id, type, occurred_at, organization_id, device_id, device_code, operation_id, request_id, performed_by, data) VALUES ";
+            await InsertRowsAsync(columns, chunk.Select(e =>
+            {
+                var v = OutboxEvent.For(e);
+                object eventId = IsPostgres ? v.EventId : v.EventId.ToString().ToUpperInvariant();
+                object?[] values = [eventId, v.Type, v.OccurredAt, e.Device.OrganizationId, e.Device.Id, v.DeviceCode, e.Operation?.Id, v.RequestId, v.PerformedBy, v.Data];
+                return IsPostgres ? values : [0L, .. values];
+            }), cancellationToken);
+        }
+    }
+
+    private Task<int> InsertRowsAsync(string insert, IEnumerable<object?[]> rows, CancellationToken cancellationToken)
+    {
+        var sql = new System.Text.StringBuilder(insert);
+        var parameters = new List<object>();
+        foreach (var row in rows)
+        {
+            sql.Append(sql.Length == insert.Length ? "(" : ", (");
+            for (var i = 0; i < row.Length; i++)
+            {
+                sql.Append(i == 0 ? "" : ", ");
+                if (row[i] is { } value)
+                {
+                    sql.Append('{').Append(parameters.Count).Append('}');
+                    parameters.Add(value);
+                }
+                else
+                {
+                    sql.Append("NULL");
+                }
+            }
+            sql.Append(')');
+        }
+        return Database.ExecuteSqlRawAsync(sql.ToString(), parameters, cancellationToken);
+    }
+
+    /// <summary>
     /// Takes the write lock of one device for the rest of the transaction, so two requests on
     /// one device are serialised and neither loses an update or a history entry. On SQLite the
     /// transaction itself is the lock (BEGIN IMMEDIATE takes the database's write lock).
@@ -97,6 +154,8 @@ public abstract class DeviceOpsDb(DbContextOptions options) : DbContext(options)
             e.HasIndex(d => d.Status);
             e.HasIndex(d => d.DeviceType);
             e.HasIndex(d => d.NextMaintenance);
+            e.HasIndex(d => d.Location);
+            e.HasIndex(d => d.AssignedUser);
             e.HasOne(d => d.Organization).WithMany().OnDelete(DeleteBehavior.Restrict);
         });
 
@@ -110,6 +169,8 @@ public abstract class DeviceOpsDb(DbContextOptions options) : DbContext(options)
             e.HasIndex(o => new { o.DeviceId, o.Id });
             e.HasIndex(o => new { o.Status, o.Id });
             e.HasIndex(o => o.CreatedAt);
+            e.HasIndex(o => new { o.OperationType, o.Id });
+            e.HasIndex(o => new { o.OperatorId, o.Id });
             e.HasOne(o => o.Device).WithMany().OnDelete(DeleteBehavior.Restrict);
         });
 
@@ -125,6 +186,8 @@ public abstract class DeviceOpsDb(DbContextOptions options) : DbContext(options)
             e.HasIndex(h => new { h.OperationId, h.Id });
             e.HasIndex(h => h.Timestamp);
             e.HasIndex(h => h.RequestId);
+            e.HasIndex(h => new { h.Action, h.Id });
+            e.HasIndex(h => new { h.PerformedBy, h.Id });
             e.HasOne(h => h.Device).WithMany().OnDelete(DeleteBehavior.Restrict);
             e.HasOne(h => h.Operation).WithMany().OnDelete(DeleteBehavior.Restrict);
         });

@@ -109,12 +109,11 @@ public static class DevicesBatchApi
             {
                 return (failures.ToProblem(), false);
             }
-
-            db.Record(entries);
             if (await DevicesApi.SaveAsync(db, token) is { } conflict)
             {
                 return (conflict, false);
             }
+            await db.RecordBulkAsync(entries, token);
             var response = new BatchResponse<DeviceResponse>(inputs.Count, [.. inputs.Select(i => devices[i.Id].ToResponse(null))]);
             await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status200OK, response, null, clock, token);
             return (TypedResults.Ok(response), true);

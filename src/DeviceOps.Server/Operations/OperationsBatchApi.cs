@@ -83,8 +83,8 @@ public static class OperationsBatchApi
                 return (failures.ToProblem(), false);
             }
 
-            db.Record(entries);
             await db.SaveChangesAsync(token);
+            await db.RecordBulkAsync(entries, token);
             var response = new BatchResponse<OperationResponse>(inputs.Count, [.. inputs.Select(i => operations[i.Id].ToResponse(null))]);
             await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status200OK, response, null, clock, token);
             return (TypedResults.Ok(response), true);

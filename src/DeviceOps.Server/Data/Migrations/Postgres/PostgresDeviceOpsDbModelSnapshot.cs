@@ -183,10 +183,14 @@ namespace DeviceOps.Data.Migrations.Postgres
 
                     b.HasKey("Id");
 
+                    b.HasIndex("AssignedUser");
+
                     b.HasIndex("DeviceCode")
                         .IsUnique();
 
                     b.HasIndex("DeviceType");
+
+                    b.HasIndex("Location");
 
                     b.HasIndex("NextMaintenance");
 
@@ -346,9 +350,13 @@ namespace DeviceOps.Data.Migrations.Postgres
 
                     b.HasIndex("Timestamp");
 
+                    b.HasIndex("Action", "Id");
+
                     b.HasIndex("DeviceId", "Id");
 
                     b.HasIndex("OperationId", "Id");
+
+                    b.HasIndex("PerformedBy", "Id");
 
                     b.ToTable("history", (string)null);
                 });
@@ -480,6 +488,10 @@ namespace DeviceOps.Data.Migrations.Postgres
                     b.HasIndex("CreatedAt");
 
                     b.HasIndex("DeviceId", "Id");
+
+                    b.HasIndex("OperationType", "Id");
+
+                    b.HasIndex("OperatorId", "Id");
 
                     b.HasIndex("Status", "Id");
 

@@ -174,10 +174,14 @@ namespace DeviceOps.Data.Migrations.Sqlite
 
                     b.HasKey("Id");
 
+                    b.HasIndex("AssignedUser");
+
                     b.HasIndex("DeviceCode")
                         .IsUnique();
 
                     b.HasIndex("DeviceType");
+
+                    b.HasIndex("Location");
 
                     b.HasIndex("NextMaintenance");
 
@@ -331,9 +335,13 @@ namespace DeviceOps.Data.Migrations.Sqlite
 
                     b.HasIndex("Timestamp");
 
+                    b.HasIndex("Action", "Id");
+
                     b.HasIndex("DeviceId", "Id");
 
                     b.HasIndex("OperationId", "Id");
+
+                    b.HasIndex("PerformedBy", "Id");
 
                     b.ToTable("history", (string)null);
                 });
@@ -461,6 +469,10 @@ namespace DeviceOps.Data.Migrations.Sqlite
                     b.HasIndex("CreatedAt");
 
                     b.HasIndex("DeviceId", "Id");
+
+                    b.HasIndex("OperationType", "Id");
+
+                    b.HasIndex("OperatorId", "Id");
 
                     b.HasIndex("Status", "Id");
 
