@@ -41,7 +41,7 @@ public static class Cli
 
     private static RootCommand Build(CliEnvironment environment)
     {
-        var root = new RootCommand("deviceops — devices, operations, bulk changes, history and tokens of a DeviceOps server.\n" +
+        var root = new RootCommand("deviceops — devices, operations, bulk changes, history, tokens and live events of a DeviceOps server.\n" +
             $"Configure with {Config.UrlVariable} and {Config.TokenVariable}, or `deviceops login`.");
         root.Options.Add(OutputOption);
         root.Subcommands.Add(Login(environment));
@@ -49,6 +49,7 @@ public static class Cli
         root.Subcommands.Add(Operations(environment));
         root.Subcommands.Add(HistoryCommand(environment));
         root.Subcommands.Add(Tokens(environment));
+        root.Subcommands.Add(EventsCommand.Create(environment));
         return root;
     }
 
@@ -380,6 +381,8 @@ public static class Cli
         };
         return new DeviceOpsClient(options, environment.Handler?.Invoke());
     }
+
+    internal static OutputFormat Format(ParseResult parse) => parse.GetValue(OutputOption);
 
     internal static Output Out(CliEnvironment environment, ParseResult parse) => new(environment.Out, parse.GetValue(OutputOption));
 

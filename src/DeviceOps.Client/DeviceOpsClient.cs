@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
+using System.Net.ServerSentEvents;
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -24,6 +26,12 @@ public sealed class DeviceOpsClientOptions
     public TimeSpan InitialBackoff { get; init; } = TimeSpan.FromMilliseconds(250);
 
     public TimeSpan MaxBackoff { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long the event stream may stay silent before the connection is taken for dead and
+    /// opened again; the server sends a heartbeat after 15 seconds of quiet.
+    /// </summary>
+    public TimeSpan StreamIdleTimeout { get; init; } = TimeSpan.FromSeconds(45);
 
     /// <summary>Called before each retry's wait, e.g. to tell a user why a call is slow.</summary>
     public Action<RetryNotice>? OnRetry { get; init; }
@@ -60,6 +68,7 @@ public sealed class DeviceOpsClient : IDisposable
     private const string History = "api/v1/inventory_device_log/";
     private const string Tokens = "api/v1/token/";
     private const string Organizations = "api/v1/organization/";
+    private const string Events = "api/v1/events/";
 
     private static readonly DeviceOpsJsonContext Json = DeviceOpsJsonContext.Default;
 
@@ -177,6 +186,189 @@ public sealed class DeviceOpsClient : IDisposable
 
     public Task RevokeTokenAsync(int id, CancellationToken cancellationToken = default) =>
         SendAsync(HttpMethod.Delete, Tokens + Id(id), null, Json.JsonObject, null, null, (o, _, _) => o, cancellationToken);
+
+    // --- events --------------------------------------------------------------------------------
+
+    /// <summary>
+    /// One page of the pull feed: up to <paramref name="limit"/> events after <paramref name="after"/>
+    /// (null: from the oldest kept), optionally only of <paramref name="types"/> and one device.
+    /// </summary>
+    public Task<EventPage> ListEventsAsync(string? after = null, int? limit = null, IEnumerable<string>? types = null, string? deviceId = null,
+        CancellationToken cancellationToken = default) =>
+        GetAsync(Events + EventQuery(after, limit, types, deviceId), Json.EventPage, cancellationToken);
+
+    /// <summary>
+    /// The cursor at the end of the feed now: <see cref="StreamEventsAsync"/> from it sends only
+    /// events that commit later. It pages through the feed (filtered, so only the window moves).
+    /// </summary>
+    public async Task<string> GetLatestEventCursorAsync(IEnumerable<string>? types = null, string? deviceId = null,
+        CancellationToken cancellationToken = default)
+    {
+        var typeList = types?.ToList();
+        string? cursor = null;
+        while (true)
+        {
+            var page = await ListEventsAsync(cursor, 1000, typeList, deviceId, cancellationToken);
+            cursor = page.Cursor;
+            if (!page.HasMore)
+            {
+                return cursor;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The live event stream (<c>/api/v1/events/stream</c>, Server-Sent Events) after
+    /// <paramref name="after"/> (null: from the oldest kept event), optionally only of
+    /// <paramref name="types"/> and one device. It runs until cancelled. Heartbeats are not
+    /// returned, but their id is kept as the position to resume from; a dropped or silent
+    /// connection and a 429 or 503 are retried with backoff, sending <c>Last-Event-ID</c> of the
+    /// last message seen, so no event is missed or returned twice. After
+    /// <see cref="DeviceOpsClientOptions.MaxRetries"/> failed attempts in a row, and on any
+    /// other refusal (401, 403, 422…), it throws.
+    /// </summary>
+    public async IAsyncEnumerable<ChangeEvent> StreamEventsAsync(string? after = null, IEnumerable<string>? types = null, string? deviceId = null,
+        [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        const string path = Events + "stream";
+        var query = EventQuery(null, null, types?.ToList(), deviceId);
+        var position = after;
+        var failures = 0;
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var (response, retry, delay) = await OpenStreamAsync(path + query, position, failures + 1, cancellationToken);
+            if (response is null)
+            {
+                failures++;
+                await WaitAsync(HttpMethod.Get, path, failures, delay, retry!, cancellationToken);
+                continue;
+            }
+
+            string reason;
+            using (response)
+            using (var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            {
+                idle.CancelAfter(_options.StreamIdleTimeout);
+                var body = await response.Content.ReadAsStreamAsync(cancellationToken);
+                await using (body)
+                {
+                    var parser = SseParser.Create(body, ParseItem);
+                    var items = parser.EnumerateAsync(idle.Token).GetAsyncEnumerator(idle.Token);
+                    await using (items)
+                    {
+                        while (true)
+                        {
+                            bool next;
+                            try
+                            {
+                                next = await items.MoveNextAsync();
+                            }
+                            catch (Exception ex) when (!cancellationToken.IsCancellationRequested
+                                && ex is IOException or HttpRequestException or OperationCanceledException)
+                            {
+                                reason = idle.IsCancellationRequested
+                                    ? $"no message in {Seconds(_options.StreamIdleTimeout)}"
+                                    : $"connection lost: {ex.Message}";
+                                break;
+                            }
+                            if (!next)
+                            {
+                                reason = "the server ended the stream";
+                                break;
+                            }
+                            idle.CancelAfter(_options.StreamIdleTimeout);
+                            // Any message proves the connection works: the backoff starts over.
+                            failures = 0;
+                            var item = items.Current;
+                            if (item.EventId is { Length: > 0 } id)
+                            {
+                                position = id;
+                            }
+                            if (item.Data is { } change)
+                            {
+                                position = change.Cursor;
+                                yield return change;
+                            }
+                        }
+                    }
+                }
+            }
+            failures++;
+            if (failures > _options.MaxRetries)
+            {
+                throw new HttpRequestException($"The event stream failed {failures} times in a row; last: {reason}.");
+            }
+            await WaitAsync(HttpMethod.Get, path, failures, Backoff(failures), reason, cancellationToken);
+        }
+    }
+
+    /// <summary>Heartbeats (and any other message without an event) parse to null.</summary>
+    private static ChangeEvent? ParseItem(string eventType, ReadOnlySpan<byte> data) =>
+        eventType == "heartbeat" || data.IsEmpty || data.SequenceEqual("null"u8)
+            ? null
+            : JsonSerializer.Deserialize(data, Json.ChangeEvent);
+
+    /// <summary>Opens the stream: the response, or why and how long to wait before trying again; other refusals throw.</summary>
+    private async Task<(HttpResponseMessage? Response, string? Retry, TimeSpan Delay)> OpenStreamAsync(string pathAndQuery, string? lastEventId,
+        int attempt, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(_options.BaseAddress, pathAndQuery));
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/problem+json"));
+        if (_options.Token is { Length: > 0 } token)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        }
+        if (lastEventId is { Length: > 0 })
+        {
+            request.Headers.TryAddWithoutValidation("Last-Event-ID", lastEventId);
+        }
+        HttpResponseMessage response;
+        try
+        {
+            response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        }
+        catch (HttpRequestException ex) when (attempt <= _options.MaxRetries)
+        {
+            return (null, $"network error: {ex.Message}", Backoff(attempt));
+        }
+        catch (TaskCanceledException) when (attempt <= _options.MaxRetries && !cancellationToken.IsCancellationRequested)
+        {
+            return (null, "timed out", Backoff(attempt));
+        }
+        if (response.IsSuccessStatusCode)
+        {
+            return (response, null, TimeSpan.Zero);
+        }
+        using (response)
+        {
+            var status = (int)response.StatusCode;
+            if (status is 429 or 503 && attempt <= _options.MaxRetries)
+            {
+                var delay = RetryAfter(response) is { } wait && wait > Backoff(attempt) ? wait : Backoff(attempt);
+                return (null, $"{status} {response.ReasonPhrase}", delay);
+            }
+            throw Problem(response.StatusCode, await response.Content.ReadAsStringAsync(cancellationToken));
+        }
+    }
+
+    private static string EventQuery(string? after, int? limit, IEnumerable<string>? types, string? deviceId)
+    {
+        var typeList = types?.Where(t => t.Length > 0).ToList();
+        return Query(new ListOptions
+        {
+            Limit = limit,
+            Filters =
+            {
+                ["after"] = after,
+                ["type"] = typeList is { Count: > 0 } ? string.Join(',', typeList) : null,
+                ["device_id"] = deviceId,
+            },
+        });
+    }
+
+    private static string Seconds(TimeSpan span) => span.TotalSeconds.ToString("0", CultureInfo.InvariantCulture) + " s";
 
     // --- the transport -------------------------------------------------------------------------
 

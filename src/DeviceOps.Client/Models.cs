@@ -151,6 +151,28 @@ public sealed record OperationWrite(
 /// <summary>One organization.</summary>
 public sealed record Organization(int Id, string Name);
 
+/// <summary>
+/// A change event of the feed and the live stream. <see cref="Cursor"/> is its position: pass it as
+/// <c>after</c> to continue behind it. <see cref="From"/> and <see cref="To"/> are set when the
+/// change touched one field; <see cref="Changes"/> has every field's from and to.
+/// </summary>
+public sealed record ChangeEvent(
+    Guid Id,
+    string Cursor,
+    string Type,
+    DateTimeOffset OccurredAt,
+    string DeviceId,
+    int? OperationId,
+    string? RequestId,
+    string? PerformedBy,
+    JsonNode? From,
+    JsonNode? To,
+    JsonObject? Changes,
+    string? Justification);
+
+/// <summary>A page of the pull feed: the events, the cursor to continue from, and whether more are waiting.</summary>
+public sealed record EventPage(IReadOnlyList<ChangeEvent> Results, string Cursor, string? Next, bool HasMore);
+
 /// <summary>Snake_case JSON for every request and response, source-generated (no reflection, trimmable).</summary>
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, NumberHandling = JsonNumberHandling.Strict,
@@ -170,6 +192,8 @@ public sealed record Organization(int Id, string Name);
 [JsonSerializable(typeof(OperationWrite))]
 [JsonSerializable(typeof(Organization))]
 [JsonSerializable(typeof(Page<Organization>))]
+[JsonSerializable(typeof(ChangeEvent))]
+[JsonSerializable(typeof(EventPage))]
 [JsonSerializable(typeof(JsonObject))]
 [JsonSerializable(typeof(JsonArray))]
 public sealed partial class DeviceOpsJsonContext : JsonSerializerContext

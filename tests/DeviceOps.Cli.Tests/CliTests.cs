@@ -11,7 +11,7 @@ namespace DeviceOps.Cli.Tests;
 /// published server over a socket: every command, bulk apply under a low rate limit, an
 /// interrupted apply resumed, and bad input files.
 /// </summary>
-public sealed class CliTests(CliServer server, ITestOutputHelper log) : IClassFixture<CliServer>
+public sealed partial class CliTests(CliServer server, ITestOutputHelper log) : IClassFixture<CliServer>
 {
     private async Task<CliRun> RunAsync(string[] args, Dictionary<string, string?>? variables = null, Func<HttpMessageHandler>? handler = null,
         CancellationToken cancellationToken = default)
