@@ -7,6 +7,7 @@ using DeviceOps.Operations;
 using DeviceOps.Organizations;
 using DeviceOps.Webhooks;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 
 namespace DeviceOps.Data;
@@ -49,53 +50,71 @@ public abstract class DeviceOpsDb(DbContextOptions options) : DbContext(options)
     /// </summary>
     public async Task RecordBulkAsync(IReadOnlyList<HistoryEntry> entries, CancellationToken cancellationToken)
     {
-        const int rowsPerStatement = 500;
-        for (var start = 0; start < entries.Count; start += rowsPerStatement)
+        var history = new List<object?[]>(entries.Count);
+        var events = new List<object?[]>(entries.Count);
+        foreach (var e in entries)
         {
-            var chunk = entries.Skip(start).Take(rowsPerStatement).ToList();
-            await InsertRowsAsync(
-                "INSERT INTO history (timestamp, device_id, operation_id, action, from_status, to_status, changes, performed_by, request_id, justification) VALUES ",
-                chunk.Select(e => new object?[]
-                {
-                    e.Timestamp, e.Device.Id, e.Operation?.Id, e.Action, e.FromStatus, e.ToStatus, e.Changes, e.PerformedBy, e.RequestId, e.Justification,
-                }), cancellationToken);
-            // PostgreSQL stamps tx itself (the column's default); SQLite's is always 0.
-            var columns = IsPostgres
-                ? "INSERT INTO events (event_id, type, occurred_at, organization_id, device_id, device_code, operation_id, request_id, performed_by, data) VALUES "
-                : "INSERT INTO events (tx, event_id, type, occurred_at, organization_id, device_id, device_code, operation_id, request_id, performed_by, data) VALUES ";
-            await InsertRowsAsync(columns, chunk.Select(e =>
-            {
-                var v = OutboxEvent.For(e);
-                object eventId = IsPostgres ? v.EventId : v.EventId.ToString().ToUpperInvariant();
-                object?[] values = [eventId, v.Type, v.OccurredAt, e.Device.OrganizationId, e.Device.Id, v.DeviceCode, e.Operation?.Id, v.RequestId, v.PerformedBy, v.Data];
-                return IsPostgres ? values : [0L, .. values];
-            }), cancellationToken);
+            history.Add([e.Timestamp, e.Device.Id, e.Operation?.Id, e.Action, e.FromStatus, e.ToStatus, e.Changes, e.PerformedBy, e.RequestId, e.Justification]);
+            var v = OutboxEvent.For(e);
+            // PostgreSQL stamps tx itself (the column's default) and has a uuid type; SQLite
+            // keeps tx at 0 and a Guid as EF Core writes it, upper-case text.
+            events.Add(IsPostgres
+                ? [v.EventId, v.Type, v.OccurredAt, e.Device.OrganizationId, e.Device.Id, v.DeviceCode, e.Operation?.Id, v.RequestId, v.PerformedBy, v.Data]
+                : [0L, v.EventId.ToString().ToUpperInvariant(), v.Type, v.OccurredAt, e.Device.OrganizationId, e.Device.Id, v.DeviceCode, e.Operation?.Id, v.RequestId, v.PerformedBy, v.Data]);
         }
+        await InsertAsync("history", ["timestamp", "device_id", "operation_id", "action", "from_status", "to_status", "changes", "performed_by", "request_id", "justification"],
+            history, cancellationToken);
+        await InsertAsync("events", IsPostgres
+            ? ["event_id", "type", "occurred_at", "organization_id", "device_id", "device_code", "operation_id", "request_id", "performed_by", "data"]
+            : ["tx", "event_id", "type", "occurred_at", "organization_id", "device_id", "device_code", "operation_id", "request_id", "performed_by", "data"],
+            events, cancellationToken);
     }
 
-    private Task<int> InsertRowsAsync(string insert, IEnumerable<object?[]> rows, CancellationToken cancellationToken)
+    /// <summary>
+    /// Inserts rows with one prepared statement in the current transaction: SQLite runs a
+    /// prepared single-row INSERT in microseconds; PostgreSQL gets the rows 500 to a statement,
+    /// so they do not cost a round trip each.
+    /// </summary>
+    private async Task InsertAsync(string table, string[] columns, List<object?[]> rows, CancellationToken cancellationToken)
     {
-        var sql = new System.Text.StringBuilder(insert);
-        var parameters = new List<object>();
-        foreach (var row in rows)
+        var perStatement = IsPostgres ? 500 : 1;
+        var connection = Database.GetDbConnection();
+        var transaction = Database.CurrentTransaction?.GetDbTransaction();
+        for (var start = 0; start < rows.Count; start += perStatement)
         {
-            sql.Append(sql.Length == insert.Length ? "(" : ", (");
-            for (var i = 0; i < row.Length; i++)
+            var count = Math.Min(perStatement, rows.Count - start);
+            await using var command = connection.CreateCommand();
+            command.Transaction = transaction;
+            var values = string.Join(", ", Enumerable.Range(0, count).Select(r =>
+                "(" + string.Join(", ", columns.Select((_, c) => $"@p{r}_{c}")) + ")"));
+            command.CommandText = $"INSERT INTO {table} ({string.Join(", ", columns)}) VALUES {values}";
+            for (var r = 0; r < count; r++)
             {
-                sql.Append(i == 0 ? "" : ", ");
-                if (row[i] is { } value)
+                for (var c = 0; c < columns.Length; c++)
                 {
-                    sql.Append('{').Append(parameters.Count).Append('}');
-                    parameters.Add(value);
-                }
-                else
-                {
-                    sql.Append("NULL");
+                    var parameter = command.CreateParameter();
+                    parameter.ParameterName = $"@p{r}_{c}";
+                    parameter.Value = rows[start + r][c] ?? DBNull.Value;
+                    command.Parameters.Add(parameter);
                 }
             }
-            sql.Append(')');
+            if (perStatement > 1)
+            {
+                await command.ExecuteNonQueryAsync(cancellationToken);
+                continue;
+            }
+            // One row per statement (SQLite): prepare once, rebind and run for every row.
+            await command.PrepareAsync(cancellationToken);
+            for (var r = start; r < rows.Count; r++)
+            {
+                for (var c = 0; c < columns.Length; c++)
+                {
+                    command.Parameters[c].Value = rows[r][c] ?? DBNull.Value;
+                }
+                await command.ExecuteNonQueryAsync(cancellationToken);
+            }
+            return;
         }
-        return Database.ExecuteSqlRawAsync(sql.ToString(), parameters, cancellationToken);
     }
 
     /// <summary>

@@ -55,8 +55,11 @@ public static class OperationsBatchApi
         return await writer.WriteAsync<Results<Ok<BatchResponse<OperationResponse>>, BodyProblem, ValidationFailed, ProblemResult>>(async (db, token) =>
         {
             var failures = new BatchFailures();
-            var deviceIds = await db.Operations.Where(o => ids.Contains(o.Id)).Select(o => o.DeviceId).Distinct().ToListAsync(token);
-            await db.LockDevicesAsync(deviceIds, token);
+            if (db.IsPostgres)
+            {
+                var deviceIds = await db.Operations.Where(o => ids.Contains(o.Id)).Select(o => o.DeviceId).Distinct().ToListAsync(token);
+                await db.LockDevicesAsync(deviceIds, token);
+            }
             var operations = await OperationsApi.Visible(db.Operations, caller).Where(o => ids.Contains(o.Id))
                 .ToDictionaryAsync(o => o.Id, token);
 
@@ -82,7 +85,6 @@ public static class OperationsBatchApi
             {
                 return (failures.ToProblem(), false);
             }
-
             await db.SaveChangesAsync(token);
             await db.RecordBulkAsync(entries, token);
             var response = new BatchResponse<OperationResponse>(inputs.Count, [.. inputs.Select(i => operations[i.Id].ToResponse(null))]);
