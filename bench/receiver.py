@@ -1,0 +1,36 @@
+"""A webhook receiver for the benchmark: answers 204 at once and records, per event, the time it
+arrived and the event's occurred_at, so run.sh can report delivery lag (commit to receiver).
+On SIGTERM it prints 'lag_p50_ms lag_p99_ms count'."""
+import json, signal, sys, threading, time
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+lags = []
+lock = threading.Lock()
+
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        arrived = time.time()
+        occurred = datetime.fromisoformat(json.loads(body)["occurred_at"].replace("Z", "+00:00")).timestamp()
+        with lock:
+            lags.append((arrived - occurred) * 1000)
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+
+def report(*_):
+    with lock:
+        values = sorted(lags)
+    if values:
+        print(f"{values[len(values) // 2]:.0f} {values[min(len(values) - 1, int(len(values) * 0.99))]:.0f} {len(values)}", flush=True)
+    else:
+        print("- - 0", flush=True)
+    sys.exit(0)
+
+signal.signal(signal.SIGTERM, report)
+server.serve_forever()
