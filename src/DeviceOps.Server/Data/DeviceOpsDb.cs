@@ -232,6 +232,7 @@ public abstract class DeviceOpsDb(DbContextOptions options) : DbContext(options)
             e.Property(v => v.PerformedBy).HasMaxLength(254);
             e.HasIndex(v => v.EventId).IsUnique();
             e.HasIndex(v => new { v.Tx, v.Id });
+            e.HasIndex(v => new { v.DeviceCode, v.Tx, v.Id });
             e.HasIndex(v => v.OccurredAt);
             e.HasOne(v => v.Device).WithMany().OnDelete(DeleteBehavior.Restrict);
             e.HasOne(v => v.Operation).WithMany().OnDelete(DeleteBehavior.Restrict);

@@ -15,9 +15,13 @@ public static class EventReader
     /// there are none) and whether more are waiting.
     /// </summary>
     public static async Task<(List<OutboxEvent> Window, EventCursor Cursor, bool More)> ReadAsync(DeviceOpsDb db, EventCursor after,
-        int limit, CancellationToken cancellationToken)
+        int limit, CancellationToken cancellationToken, Func<IQueryable<OutboxEvent>, IQueryable<OutboxEvent>>? where = null)
     {
         var query = db.Events.AsNoTracking();
+        if (where is not null)
+        {
+            query = where(query);
+        }
         if (db.IsPostgres)
         {
             var horizon = await HorizonAsync(db, cancellationToken);

@@ -168,16 +168,26 @@ public static class EventsApi
     private static async Task<(List<EventResponse> Events, EventCursor Cursor, bool More)> ReadAsync(DeviceOpsDb db, Caller caller,
         EventFilter filter, int limit, CancellationToken cancellationToken)
     {
-        var (window, cursor, more) = await EventReader.ReadAsync(db, filter.After, limit, cancellationToken);
-        // Filters are applied after the cursor window is read, so the cursor moves past
-        // events the caller may not see and a sparse filter still makes progress.
-        var visible = window
-            .Where(e => caller.CanSee(e.OrganizationId))
-            .Where(e => filter.Types is null || filter.Types.Contains(e.Type))
-            .Where(e => filter.DeviceCode is null || e.DeviceCode == filter.DeviceCode)
-            .Select(ToResponse)
-            .ToList();
-        return (visible, cursor, more);
+        // The filters are part of the query, so a page holds up to `limit` events the caller
+        // asked for; the cursor is the last one's, and what it skipped can never match later.
+        var organizations = caller.Organizations;
+        var (window, cursor, more) = await EventReader.ReadAsync(db, filter.After, limit, cancellationToken, events =>
+        {
+            if (organizations is not null)
+            {
+                events = events.Where(e => organizations.Contains(e.OrganizationId));
+            }
+            if (filter.Types is { } types)
+            {
+                events = events.Where(e => types.Contains(e.Type));
+            }
+            if (filter.DeviceCode is { } device)
+            {
+                events = events.Where(e => e.DeviceCode == device);
+            }
+            return events;
+        });
+        return ([.. window.Select(ToResponse)], cursor, more);
     }
 
     public static EventResponse ToResponse(OutboxEvent e)

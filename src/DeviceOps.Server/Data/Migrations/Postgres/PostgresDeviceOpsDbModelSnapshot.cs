@@ -283,6 +283,8 @@ namespace DeviceOps.Data.Migrations.Postgres
 
                     b.HasIndex("Tx", "Id");
 
+                    b.HasIndex("DeviceCode", "Tx", "Id");
+
                     b.ToTable("events", (string)null);
                 });
 

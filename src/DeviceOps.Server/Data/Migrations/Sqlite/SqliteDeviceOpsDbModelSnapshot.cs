@@ -270,6 +270,8 @@ namespace DeviceOps.Data.Migrations.Sqlite
 
                     b.HasIndex("Tx", "Id");
 
+                    b.HasIndex("DeviceCode", "Tx", "Id");
+
                     b.ToTable("events", (string)null);
                 });
 

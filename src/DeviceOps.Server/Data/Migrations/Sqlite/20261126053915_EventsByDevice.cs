@@ -1,0 +1,27 @@
+﻿using Microsoft.EntityFrameworkCore.Migrations;
+
+#nullable disable
+
+namespace DeviceOps.Data.Migrations.Sqlite
+{
+    /// <inheritdoc />
+    public partial class EventsByDevice : Migration
+    {
+        /// <inheritdoc />
+        protected override void Up(MigrationBuilder migrationBuilder)
+        {
+            migrationBuilder.CreateIndex(
+                name: "IX_events_device_code_tx_id",
+                table: "events",
+                columns: new[] { "device_code", "tx", "id" });
+        }
+
+        /// <inheritdoc />
+        protected override void Down(MigrationBuilder migrationBuilder)
+        {
+            migrationBuilder.DropIndex(
+                name: "IX_events_device_code_tx_id",
+                table: "events");
+        }
+    }
+}
