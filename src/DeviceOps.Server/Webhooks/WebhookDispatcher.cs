@@ -21,7 +21,7 @@ public sealed class WebhookOptions
     public int MaxAttempts { get; set; } = 12;
 
     /// <summary>Deliveries one instance sends at once (to different devices or webhooks).</summary>
-    public int Concurrency { get; set; } = 8;
+    public int Concurrency { get; set; } = 32;
 
     /// <summary>How long a receiver may take to answer.</summary>
     public double TimeoutSeconds { get; set; } = 10;
@@ -160,7 +160,15 @@ public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFact
         {
             return false;
         }
-        await Task.WhenAll(claimed.Select(d => SendAsync(d, owner, settings, cancellationToken)));
+        var results = await Task.WhenAll(claimed.Select(d => SendAsync(d, settings, cancellationToken)));
+        // One transaction records the whole round: on SQLite every write transaction waits its
+        // turn for the one write lock, behind the requests' group commits.
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        foreach (var (delivery, statusCode, error) in results)
+        {
+            await RecordAsync(db, delivery, owner, statusCode, error, settings, cancellationToken);
+        }
+        await transaction.CommitAsync(cancellationToken);
         return true;
     }
 
@@ -174,7 +182,8 @@ public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFact
         .Where(d => !db.Deliveries.Any(e => e.WebhookId == d.WebhookId && e.DeviceId == d.DeviceId
             && e.Status == DeliveryStatus.Pending && e.Id < d.Id));
 
-    private async Task SendAsync(WebhookDelivery delivery, string owner, WebhookOptions settings, CancellationToken cancellationToken)
+    private async Task<(WebhookDelivery Delivery, int? StatusCode, string? Error)> SendAsync(WebhookDelivery delivery, WebhookOptions settings,
+        CancellationToken cancellationToken)
     {
         int? statusCode = null;
         string? error = null;
@@ -204,14 +213,12 @@ public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFact
         {
             error = $"No answer within {settings.TimeoutSeconds} s.";
         }
-        await RecordAsync(delivery, owner, statusCode, error, settings, cancellationToken);
+        return (delivery, statusCode, error);
     }
 
-    private async Task RecordAsync(WebhookDelivery delivery, string owner, int? statusCode, string? error, WebhookOptions settings,
-        CancellationToken cancellationToken)
+    private async Task RecordAsync(DeviceOpsDb db, WebhookDelivery delivery, string owner, int? statusCode, string? error,
+        WebhookOptions settings, CancellationToken cancellationToken)
     {
-        await using var scope = services.CreateAsyncScope();
-        var db = scope.ServiceProvider.GetRequiredService<DeviceOpsDb>();
         var now = Rfc3339.Now(clock);
         var attempts = delivery.Attempts + 1;
         // Only while we still hold the lease: a redelivery or deletion meanwhile wins.
