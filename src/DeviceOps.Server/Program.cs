@@ -8,6 +8,7 @@ using DeviceOps.Http;
 using DeviceOps.Operations;
 using DeviceOps.Organizations;
 using DeviceOps.RateLimits;
+using Prometheus;
 using DeviceOps.Webhooks;
 
 var tokenCommand = args.FirstOrDefault() == "token";
@@ -35,6 +36,7 @@ builder.AddDeviceOpsWebhooks();
 var app = builder.Build();
 
 app.UseRequestId();
+app.UseHttpMetrics();
 app.UseDeviceOpsProblemDetails();
 app.UseAuthentication();
 app.UseDeviceOpsRateLimits();

@@ -250,6 +250,21 @@ public sealed class AuthTests(DeviceOpsFactory factory) : IClassFixture<DeviceOp
     }
 
     [Fact]
+    public async Task MetricsAreServedWithoutATokenInPrometheusFormat()
+    {
+        using var admin = factory.Admin();
+        await admin.GetAsync(Api.Devices);
+        using var anonymous = factory.Anonymous();
+
+        var response = await anonymous.GetAsync("/metrics");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.Contains("http_requests_received_total", text, StringComparison.Ordinal);
+        Assert.Contains("endpoint=\"/api/v1/inventory_device/\"", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task AdminLimitedToAnOrganizationCannotManageTokensOrOrganizations()
     {
         using var admin = factory.Admin();

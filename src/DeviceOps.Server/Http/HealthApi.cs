@@ -1,5 +1,6 @@
 using DeviceOps.Data;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Prometheus;
 
 namespace DeviceOps.Http;
 
@@ -10,6 +11,9 @@ public static class HealthApi
         var group = app.MapGroup("").WithTags("Health").AllowAnonymous();
         group.MapGet("/healthz", () => TypedResults.Ok(new HealthResponse("ok"))).WithSummary("The process is alive");
         group.MapGet("/readyz", Ready).WithSummary("The database is reachable");
+        // Prometheus text format: request counts and durations by route and status, the .NET
+        // runtime and the process (prometheus-net's default collectors).
+        app.MapMetrics("/metrics").AllowAnonymous().ExcludeFromDescription();
         return app;
     }
 
