@@ -8,8 +8,8 @@ using DeviceOps.Http;
 using DeviceOps.Operations;
 using DeviceOps.Organizations;
 using DeviceOps.RateLimits;
-using Prometheus;
 using DeviceOps.Webhooks;
+using Prometheus;
 
 var tokenCommand = args.FirstOrDefault() == "token";
 var builder = WebApplication.CreateBuilder(tokenCommand ? [] : [.. args.Where(a => a != "--demo")]);
