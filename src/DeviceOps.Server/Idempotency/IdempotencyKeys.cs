@@ -179,26 +179,14 @@ public static class IdempotencyKeys
 
     /// <summary>Forgets stored responses once they are older than the retention.</summary>
     public sealed class Janitor(IServiceProvider services, IOptions<IdempotencyOptions> options, TimeProvider clock,
-        ILogger<Janitor> logger) : BackgroundService
+        ILogger<Janitor> logger) : PeriodicCleanup(services, clock, logger)
     {
-        protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+        protected override string What => "expired idempotency records";
+
+        protected override Task CleanAsync(DeviceOpsDb db, DateTime now, CancellationToken cancellationToken)
         {
-            using var timer = new PeriodicTimer(TimeSpan.FromMinutes(10), clock);
-            do
-            {
-                try
-                {
-                    await using var scope = services.CreateAsyncScope();
-                    var db = scope.ServiceProvider.GetRequiredService<DeviceOpsDb>();
-                    var cutoff = clock.GetUtcNow().UtcDateTime - options.Value.Retention;
-                    await db.Set<IdempotencyRecord>().Where(r => r.CreatedAt < cutoff).ExecuteDeleteAsync(stoppingToken);
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException)
-                {
-                    logger.LogWarning(ex, "Could not remove expired idempotency records; will try again.");
-                }
-            }
-            while (await timer.WaitForNextTickAsync(stoppingToken));
+            var cutoff = now - options.Value.Retention;
+            return db.Set<IdempotencyRecord>().Where(r => r.CreatedAt < cutoff).ExecuteDeleteAsync(cancellationToken);
         }
     }
 }

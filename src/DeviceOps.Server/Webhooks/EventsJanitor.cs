@@ -18,26 +18,12 @@ public sealed class EventRetentionOptions
 /// deliveries older than the retention. History is never removed.
 /// </summary>
 public sealed class EventsJanitor(IServiceProvider services, IOptions<EventRetentionOptions> options, TimeProvider clock,
-    ILogger<EventsJanitor> logger) : BackgroundService
+    ILogger<EventsJanitor> logger) : PeriodicCleanup(services, clock, logger)
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(TimeSpan.FromMinutes(10), clock);
-        do
-        {
-            try
-            {
-                await using var scope = services.CreateAsyncScope();
-                await CleanUpAsync(scope.ServiceProvider.GetRequiredService<DeviceOpsDb>(),
-                    Rfc3339.Now(clock) - TimeSpan.FromDays(options.Value.RetentionDays), stoppingToken);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                logger.LogWarning(ex, "Could not remove expired events and deliveries; will try again.");
-            }
-        }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
-    }
+    protected override string What => "expired events and deliveries";
+
+    protected override Task CleanAsync(DeviceOpsDb db, DateTime now, CancellationToken cancellationToken) =>
+        CleanUpAsync(db, Rfc3339.Truncate(now) - TimeSpan.FromDays(options.Value.RetentionDays), cancellationToken);
 
     /// <summary>Removes what is older than <paramref name="cutoff"/> and no longer needed; answers (events, deliveries) removed.</summary>
     public static async Task<(int Events, int Deliveries)> CleanUpAsync(DeviceOpsDb db, DateTime cutoff, CancellationToken cancellationToken)
