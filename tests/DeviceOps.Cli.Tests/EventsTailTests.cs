@@ -51,6 +51,25 @@ public sealed partial class CliTests
         Assert.All(events, e => Assert.True(e.ContainsKey("justification")));
     }
 
+    /// <summary>
+    /// The device's relocation events once the feed shows <paramref name="count"/> of them. On
+    /// PostgreSQL the feed holds back events while an older transaction anywhere on the server
+    /// (another test's) is still running — that keeps it gap-free — so they may appear a moment
+    /// after the writes that made them.
+    /// </summary>
+    private static async Task<EventPage> RelocationsAsync(DeviceOpsClient admin, string device, int count)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var page = await admin.ListEventsAsync(types: ["device.relocated"], deviceId: device);
+            if (page.Results.Count >= count || attempt == 200)
+            {
+                return page;
+            }
+            await Task.Delay(25);
+        }
+    }
+
     [Fact]
     public async Task AfterACursorTheTailResumesBehindItAndTheTableShowsFromAndTo()
     {
@@ -61,7 +80,7 @@ public sealed partial class CliTests
             await admin.UpdateOperationAsync(operation.Id, new OperationWrite(Location: rack));
         }
         // Registering the device in Warehouse A was its first relocation.
-        var page = await admin.ListEventsAsync(types: ["device.relocated"], deviceId: device);
+        var page = await RelocationsAsync(admin, device, 4);
         Assert.Equal(["Warehouse A", "Rack A", "Rack B", "Rack C"], page.Results.Select(e => e.To!.GetValue<string>()));
         var first = page.Results[1].Cursor;
 
@@ -95,7 +114,7 @@ public sealed partial class CliTests
             await admin.UpdateOperationAsync(operation.Id, new OperationWrite(Location: rack));
         }
         // Registering the device in Warehouse A was its first relocation; the tail starts behind it.
-        var page = await admin.ListEventsAsync(types: ["device.relocated"], deviceId: device);
+        var page = await RelocationsAsync(admin, device, 4);
         var start = page.Results[0].Cursor;
         var racks = page.Results.Skip(1).ToList();
         var cutter = new CuttingHandler(messagesBeforeCut: 2);
