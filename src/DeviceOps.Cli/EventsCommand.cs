@@ -39,7 +39,7 @@ internal static class EventsCommand
             // A tail starts now unless asked to resume: the end of the feed is where the stream begins.
             var start = parse.GetValue(after) is { Length: > 0 } given
                 ? given
-                : await client.GetLatestEventCursorAsync(types, deviceId, ct);
+                : await client.GetLatestEventCursorAsync(ct);
             var printer = new EventPrinter(environment.Out, format);
             var seen = 0;
             try

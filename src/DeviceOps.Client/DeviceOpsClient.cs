@@ -198,24 +198,11 @@ public sealed class DeviceOpsClient : IDisposable
         GetAsync(Events + EventQuery(after, limit, types, deviceId), Json.EventPage, cancellationToken);
 
     /// <summary>
-    /// The cursor at the end of the feed now: <see cref="StreamEventsAsync"/> from it sends only
-    /// events that commit later. It pages through the feed (filtered, so only the window moves).
+    /// The cursor at the end of the feed now (<c>?after=now</c>): <see cref="StreamEventsAsync"/>
+    /// or <see cref="ListEventsAsync"/> from it return only events that commit later.
     /// </summary>
-    public async Task<string> GetLatestEventCursorAsync(IEnumerable<string>? types = null, string? deviceId = null,
-        CancellationToken cancellationToken = default)
-    {
-        var typeList = types?.ToList();
-        string? cursor = null;
-        while (true)
-        {
-            var page = await ListEventsAsync(cursor, 1000, typeList, deviceId, cancellationToken);
-            cursor = page.Cursor;
-            if (!page.HasMore)
-            {
-                return cursor;
-            }
-        }
-    }
+    public async Task<string> GetLatestEventCursorAsync(CancellationToken cancellationToken = default) =>
+        (await ListEventsAsync("now", 1, cancellationToken: cancellationToken)).Cursor;
 
     /// <summary>
     /// The live event stream (<c>/api/v1/events/stream</c>, Server-Sent Events) after

@@ -42,16 +42,20 @@ public static class EventReader
     }
 
     /// <summary>
-    /// The current end of the feed: a cursor after every event a reader could read now, so that
-    /// reading from it yields exactly the events committed later.
+    /// The current end of the feed: a cursor after every event committed now, so that reading
+    /// from it yields only events committed later.
     /// </summary>
     public static async Task<EventCursor> EndAsync(DeviceOpsDb db, CancellationToken cancellationToken)
     {
         if (db.IsPostgres)
         {
-            // Everything below the horizon is readable; transactions from the horizon on may still commit.
-            var horizon = await HorizonAsync(db, cancellationToken);
-            return new EventCursor(horizon - 1, long.MaxValue);
+            // Every transaction that started later has an id from the snapshot's xmax on. Ones
+            // still running now are left out: they race with "now", and some that committed
+            // just before (above the oldest running one) must not be sent as new.
+            var next = await db.Database
+                .SqlQueryRaw<long>("SELECT (pg_snapshot_xmax(pg_current_snapshot())::text)::bigint AS \"Value\"")
+                .SingleAsync(cancellationToken);
+            return new EventCursor(next - 1, long.MaxValue);
         }
         var last = await db.Events.MaxAsync(e => (long?)e.Id, cancellationToken);
         return new EventCursor(0, last ?? 0);

@@ -33,6 +33,9 @@ public readonly record struct EventCursor(long Tx, long Id)
 {
     public static readonly EventCursor Start = new(0, 0);
 
+    /// <summary>What a client sends as <c>after</c> to start at the end of the feed.</summary>
+    public const string Now = "now";
+
     public override string ToString() => $"{Tx.ToString(CultureInfo.InvariantCulture)}-{Id.ToString(CultureInfo.InvariantCulture)}";
 
     public static bool TryParse(string? text, out EventCursor cursor)
@@ -69,9 +72,9 @@ public static class EventsApi
     {
         var group = app.MapGroup(Path).WithTags("Events").RequireAuthorization(AuthExtensions.AnyRead);
         group.MapGet("/", Feed).WithSummary("Read change events after a cursor, in order")
-            .WithDescription("`after` is the `cursor` of the last event you processed (empty: from the oldest kept). Filters: `type` (comma-separated), `device_id`. Answers up to `limit` events (default 100, at most 1000), the cursor to continue from, and whether more are waiting.");
+            .WithDescription("`after` is the `cursor` of the last event you processed (empty: from the oldest kept; `now`: no events, only the cursor of the feed's end, to read what commits later). Filters: `type` (comma-separated), `device_id`. Answers up to `limit` events (default 100, at most 1000), the cursor to continue from, and whether more are waiting.");
         group.MapGet("/stream", Stream).WithSummary("Change events live, as Server-Sent Events")
-            .WithDescription("Each SSE message has the event's cursor as `id` and its type as `event`; reconnect with `Last-Event-ID` (or `?after=`) to resume without a gap. A `heartbeat` message comes every 15 seconds of quiet.");
+            .WithDescription("`?after=` is a cursor (empty: from the oldest kept event; `now`: only events that commit from now on). Each SSE message has the event's cursor as `id` and its type as `event`, and the first one is a `heartbeat` whose `id` is where the stream starts; reconnect with `Last-Event-ID` (or `?after=`) to resume without a gap. A `heartbeat` message comes every 15 seconds of quiet.");
         group.ProducesAuthProblems();
         return group;
     }
@@ -85,7 +88,9 @@ public static class EventsApi
         }
         var list = new ListQuery(http.Request);
         var limit = Math.Clamp(list.Request.Query.ContainsKey("limit") ? list.Limit : DefaultLimit, 1, MaxLimit);
-        var (events, cursor, more) = await ReadAsync(db, http.Caller(), filter, limit, cancellationToken);
+        var (events, cursor, more) = filter.FromNow
+            ? ([], await EventReader.EndAsync(db, cancellationToken), false)
+            : await ReadAsync(db, http.Caller(), filter, limit, cancellationToken);
         var next = QueryHelpers.AddQueryString($"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}{http.Request.Path}",
             QueryHelpers.ParseQuery(http.Request.QueryString.Value)
                 .Where(p => p.Key != "after")
@@ -112,8 +117,12 @@ public static class EventsApi
     private static async IAsyncEnumerable<SseItem<EventResponse>> Follow(DeviceOpsDb db, Caller caller, EventFilter filter,
         EventSignal signal, TimeProvider clock, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        if (filter.FromNow)
+        {
+            filter = filter with { After = await EventReader.EndAsync(db, cancellationToken), FromNow = false };
+        }
         // A first heartbeat sends the headers at once: a client (or proxy) waiting for them must
-        // not wait for the next change.
+        // not wait for the next change. Its id is where the stream starts, to resume from.
         yield return new SseItem<EventResponse>(null!, "heartbeat") { EventId = filter.After.ToString() };
         var quietSince = clock.GetTimestamp();
         while (!cancellationToken.IsCancellationRequested)
@@ -142,14 +151,17 @@ public static class EventsApi
         }
     }
 
-    private sealed record EventFilter(EventCursor After, HashSet<string>? Types, string? DeviceCode);
+    /// <param name="FromNow">The client asked for <c>after=now</c>: start at the end of the feed.</param>
+    private sealed record EventFilter(EventCursor After, HashSet<string>? Types, string? DeviceCode, bool FromNow = false);
 
     private static (EventFilter Filter, Errors Errors) Read(HttpRequest request, string? after)
     {
         var errors = new Errors();
-        if (!EventCursor.TryParse(after, out var cursor))
+        var cursor = EventCursor.Start;
+        var fromNow = after == EventCursor.Now;
+        if (!fromNow && !EventCursor.TryParse(after, out cursor))
         {
-            errors.Add("after", "Must be a cursor this API returned, e.g. 0-123.");
+            errors.Add("after", "Must be a cursor this API returned, e.g. 0-123, or \"now\".");
         }
         HashSet<string>? types = null;
         if (request.Query["type"].ToString() is { Length: > 0 } given)
@@ -161,7 +173,7 @@ public static class EventsApi
             }
         }
         var device = request.Query["device_id"].ToString();
-        return (new EventFilter(cursor, types, device.Length > 0 ? device : null), errors);
+        return (new EventFilter(cursor, types, device.Length > 0 ? device : null, fromNow), errors);
     }
 
     /// <summary>The next events after a cursor that the caller may see and asked for.</summary>
