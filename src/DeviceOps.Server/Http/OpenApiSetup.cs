@@ -33,6 +33,18 @@ public static class OpenApiSetup
 
     private const string BearerScheme = "bearer";
 
+    private static readonly Dictionary<string, string> TagDescriptions = new()
+    {
+        ["Device operations"] = "Maintenance, relocation, reassignment, configuration and lifecycle operations on a device; the seed's PUT applies one and its effect on the device in one transaction.",
+        ["Devices"] = "The inventory: each device's identity, operational status, location, assignment and configuration.",
+        ["Events"] = "Every committed change as an event, in order: a resumable pull feed and a live Server-Sent Events stream.",
+        ["Health"] = "Liveness, readiness and Prometheus metrics for load balancers and monitoring; no token needed.",
+        ["Operational history"] = "The append-only audit trail: one entry per actual change, never edited or deleted.",
+        ["Organizations"] = "The tenants a token can be limited to; devices belong to one.",
+        ["Tokens"] = "API tokens: scopes, organization limits, expiry, revocation (admin).",
+        ["Webhooks"] = "Signed deliveries of change events to your receivers, in order per device, with retries and a delivery log (admin).",
+    };
+
     public static IServiceCollection AddDeviceOpsOpenApi(this IServiceCollection services) =>
         services.AddOpenApi(options =>
         {
@@ -60,6 +72,11 @@ public static class OpenApiSetup
                     paths[path.StartsWith("/api/", StringComparison.Ordinal) && !path.EndsWith('/') ? path + "/" : path] = item;
                 }
                 document.Paths = paths;
+                // Each tag says what its group is for, in the reference and in generated clients.
+                foreach (var tag in document.Tags ?? Enumerable.Empty<OpenApiTag>())
+                {
+                    tag.Description ??= tag.Name is { } name && TagDescriptions.TryGetValue(name, out var text) ? text : null;
+                }
                 // The generator writes the request's base address with its slash; paths start with
                 // one, so a client joining the two would ask for "//api/v1/…".
                 foreach (var server in document.Servers ?? [])
