@@ -52,6 +52,7 @@ app.MapHistory();
 app.MapTokens();
 app.MapEvents();
 app.MapWebhooks();
+app.MapTransitions();
 
 if (tokenCommand)
 {
