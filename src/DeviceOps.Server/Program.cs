@@ -8,6 +8,7 @@ using DeviceOps.Http;
 using DeviceOps.Operations;
 using DeviceOps.Organizations;
 using DeviceOps.RateLimits;
+using DeviceOps.WebConsole;
 using DeviceOps.Webhooks;
 using Prometheus;
 
@@ -53,6 +54,7 @@ app.MapTokens();
 app.MapEvents();
 app.MapWebhooks();
 app.MapTransitions();
+app.MapWebConsole();
 
 if (tokenCommand)
 {

@@ -1,5 +1,7 @@
 using System.Net;
+using System.Net.Http.Headers;
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 using DeviceOps.Devices;
 using DeviceOps.Operations;
 using DeviceOps.Tests.Infrastructure;
@@ -7,10 +9,11 @@ using DeviceOps.Tests.Infrastructure;
 namespace DeviceOps.Tests;
 
 /// <summary>
-/// What the web console needs from the server: who a token is, the status rules as data, and
-/// counts for the overview.
+/// What the web console needs from the server: who a token is, the status rules as data, counts
+/// for the overview, and the console's own files served with a strict Content-Security-Policy —
+/// without disturbing the API, the documents and the probes.
 /// </summary>
-public sealed class ConsoleApiTests(DeviceOpsFactory factory) : IClassFixture<DeviceOpsFactory>
+public sealed partial class ConsoleApiTests(DeviceOpsFactory factory) : IClassFixture<DeviceOpsFactory>
 {
     private static readonly string[] ReadScopes = ["devices:read", "operations:read"];
     private static readonly string[] OperationsOnly = ["operations:read"];
@@ -199,4 +202,78 @@ public sealed class ConsoleApiTests(DeviceOpsFactory factory) : IClassFixture<De
         Assert.Equal(HttpStatusCode.OK, ascending.StatusCode);
         Assert.Equal(HttpStatusCode.OK, descending.StatusCode);
     }
+
+    // ---- the console's files ------------------------------------------------------------------
+
+    [Theory]
+    [InlineData("/")]
+    [InlineData("/devices/DEV-001")]
+    public async Task TheConsoleShellIsServedWithAStrictContentSecurityPolicy(string path)
+    {
+        using var client = factory.Anonymous();
+
+        var response = await client.GetAsync(path);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("text/html", response.Content.Headers.ContentType?.MediaType);
+        var policy = string.Join(" ", response.Headers.GetValues("Content-Security-Policy"));
+        Assert.Contains("default-src 'none'", policy, StringComparison.Ordinal);
+        Assert.Contains("script-src 'self';", policy, StringComparison.Ordinal);
+        Assert.Contains("frame-ancestors 'none'", policy, StringComparison.Ordinal);
+        Assert.DoesNotContain("unsafe-inline", policy, StringComparison.Ordinal);
+        Assert.Equal("nosniff", response.Headers.GetValues("X-Content-Type-Options").Single());
+        var html = await response.Content.ReadAsStringAsync();
+        Assert.Contains("<script type=\"module\" src=\"/console/app.js\"></script>", html, StringComparison.Ordinal);
+        // Nothing inline the policy would have to allow: no script bodies, no style attributes or blocks, no handlers.
+        Assert.DoesNotMatch(InlineCode(), html);
+    }
+
+    [Fact]
+    public async Task TheConsolesScriptsAndStylesAreServedAndRevalidatedByETag()
+    {
+        using var client = factory.Anonymous();
+
+        var script = await client.GetAsync("/console/app.js");
+        var style = await client.GetAsync("/console/style.css");
+
+        Assert.Equal(HttpStatusCode.OK, script.StatusCode);
+        Assert.Equal("text/javascript", script.Content.Headers.ContentType?.MediaType);
+        Assert.Equal("text/css", style.Content.Headers.ContentType?.MediaType);
+        using var again = new HttpRequestMessage(HttpMethod.Get, "/console/app.js");
+        again.Headers.IfNoneMatch.Add(script.Headers.ETag!);
+        Assert.Equal(HttpStatusCode.NotModified, (await client.SendAsync(again)).StatusCode);
+        await (await client.GetAsync("/console/missing.js")).AssertProblemAsync(HttpStatusCode.NotFound, "not_found");
+    }
+
+    [Theory]
+    [InlineData("/healthz", HttpStatusCode.OK)]
+    [InlineData("/readyz", HttpStatusCode.OK)]
+    [InlineData("/openapi/v1.json", HttpStatusCode.OK)]
+    [InlineData("/metrics", HttpStatusCode.OK)]
+    [InlineData("/api/v1/inventory_device/", HttpStatusCode.Unauthorized)]
+    [InlineData("/api/v1/nothing-here/", HttpStatusCode.NotFound)]
+    public async Task TheConsoleLeavesTheApiDocumentsAndProbesAlone(string path, HttpStatusCode status)
+    {
+        using var client = factory.Anonymous();
+
+        var response = await client.GetAsync(path);
+
+        Assert.Equal(status, response.StatusCode);
+        Assert.False(response.Headers.Contains("Content-Security-Policy"), $"{path} carries the console's policy.");
+        Assert.NotEqual("text/html", response.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
+    public async Task TheApiReferenceAtDocsStillAnswers()
+    {
+        using var client = factory.Anonymous();
+
+        var response = await client.GetAsync("/docs/");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains("DeviceOps API", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [GeneratedRegex(@"<script(?![^>]*\ssrc=)[^>]*>|<style|\sstyle=|\son[a-z]+=", RegexOptions.IgnoreCase)]
+    private static partial Regex InlineCode();
 }
