@@ -165,10 +165,13 @@ public sealed class ConsoleTests(ConsoleFixture fixture) : IClassFixture<Console
         var row = tab.Page.Locator($".device-table tr[data-device='{code}']");
         await Expect(row).ToContainTextAsync("active");
         await tab.Page.EvaluateAsync("window.notReloaded = true");
+        await tab.Page.Locator("[data-sort=operational_status]").FocusAsync();
 
         await Seed.PatchAsync(admin, $"api/v1/inventory_device/{device["id"]}/", new JsonObject { ["operational_status"] = "maintenance" });
 
         await Expect(row.Locator(".badge")).ToHaveTextAsync("maintenance");
+        // The refresh keeps a keyboard user's place.
+        await Expect(tab.Page.Locator("[data-sort=operational_status]")).ToBeFocusedAsync();
         await Expect(tab.Page.Locator(".tiles [data-status=maintenance] .count")).ToHaveTextAsync("1");
         await Expect(tab.Page.Locator(".tiles [data-status=active] .count")).ToHaveTextAsync("0");
         await Expect(tab.Page.Locator("#announcer")).ToContainTextAsync($"{code} status changed: active → maintenance");

@@ -11,6 +11,7 @@ const who = document.getElementById('who');
 const signOutButton = document.getElementById('sign-out');
 const liveState = document.getElementById('live-state');
 let leave = null;
+let visits = 0;
 
 export function navigate(url, { replace = false } = {}) {
   if (replace) history.replaceState(null, '', url);
@@ -37,18 +38,32 @@ async function route({ focus = false } = {}) {
   }
   showWho();
   const device = location.pathname.match(/^\/devices\/([^/]+)\/?$/);
-  main.replaceChildren();
-  if (device) {
-    leave = await devicePage(main, decodeURIComponent(device[1]));
-  } else if (location.pathname === '/') {
-    leave = await overviewPage(main);
-  } else {
-    main.append(h('h1', null, 'Page not found'), h('p', null, h('a', { href: '/', 'data-nav': true }, 'Back to the fleet overview')));
+  // Each visit renders into a container of its own, so a slow page that finishes after the
+  // next navigation writes into a detached element, not over the new page.
+  const view = h('div', { class: 'view' });
+  main.replaceChildren(view);
+  const visit = ++visits;
+  try {
+    const stop = device ? await devicePage(view, decodeURIComponent(device[1]))
+      : location.pathname === '/' ? await overviewPage(view) : notFound(view);
+    // Another navigation started while this page loaded: this one is already gone.
+    if (visit !== visits) stop?.();
+    else leave = stop;
+  } catch (error) {
+    if (visit !== visits) return;
+    fill(view, h('h1', { tabindex: '-1' }, 'Could not load this page'),
+      h('p', { class: 'form-error', role: 'alert' }, error instanceof ApiError ? error.message : 'The server could not be reached.'),
+      h('p', null, h('a', { href: '/', 'data-nav': true }, 'Back to the fleet overview')));
   }
   if (focus) {
     // After a navigation, start reading at the new page's heading, as a full load would.
     (main.querySelector('h1') ?? main).focus({ preventScroll: false });
   }
+}
+
+function notFound(view) {
+  view.append(h('h1', { tabindex: '-1' }, 'Page not found'), h('p', null, h('a', { href: '/', 'data-nav': true }, 'Back to the fleet overview')));
+  return null;
 }
 
 function showWho() {

@@ -4,7 +4,7 @@
 // other moves, marked as needing a justification. Server errors are shown next to their fields.
 
 import { api, ApiError, can, paths, transitions } from './api.js';
-import { h, fill, time, statusBadge, announce, isOverdue, debounce, setLive } from './dom.js';
+import { h, fill, time, statusBadge, announce, isOverdue, debounce, setLive, keepFocus } from './dom.js';
 import { follow } from './events.js';
 
 const TimelinePage = 50;
@@ -68,15 +68,15 @@ export async function devicePage(main, code) {
       return;
     }
     const { data } = await api(`${paths.operations}?device_id=${encodeURIComponent(code)}&ordering=-id&limit=50`);
-    renderOperations(operations, data.results, page, rules, refreshAll);
+    keepFocus(operations, () => renderOperations(operations, data.results, page, rules, refreshAll));
   }
 
   async function loadTimeline() {
     const { data } = await api(`${paths.log}?device_id=${encodeURIComponent(code)}&limit=${page.shown}`);
-    renderTimeline(timeline, data, () => {
+    keepFocus(timeline, () => renderTimeline(timeline, data, () => {
       page.shown += TimelinePage;
       loadTimeline().then(() => announce('Older entries shown.'));
-    });
+    }));
   }
 
   async function refreshAll() {
@@ -387,7 +387,7 @@ function renderTimeline(section, page, more) {
           h('span', { class: 'from' }, value(change?.from)), ' → ', h('span', { class: 'to' }, value(change?.to))))),
       h('div', { class: 'who small' }, 'by ', entry.performed_by),
       entry.justification ? h('div', { class: 'justification small' }, 'Justification: ', entry.justification) : null))),
-    page.next ? h('button', { type: 'button', class: 'secondary', onclick: more }, 'Show older entries') : null);
+    page.next ? h('button', { type: 'button', class: 'secondary', 'data-action': 'older', onclick: more }, 'Show older entries') : null);
 }
 
 function value(v) {

@@ -78,3 +78,28 @@ export function setLive(state, detail) {
   element.dataset.state = state;
   element.textContent = state === 'live' ? 'Live' : state === 'reconnecting' ? 'Reconnecting…' : `Not live${detail ? ': ' + detail : ''}`;
 }
+
+/**
+ * Runs render(), which replaces part of the page, and puts the keyboard focus back on the
+ * equivalent control if it was inside: a live refresh must not throw a keyboard user's place
+ * back to the top of the page.
+ */
+export function keepFocus(container, render) {
+  const active = document.activeElement;
+  const selector = active && active !== container && container.contains(active) ? focusSelector(active) : null;
+  const result = render();
+  if (selector) container.querySelector(selector)?.focus();
+  return result;
+}
+
+function focusSelector(element) {
+  if (element.id) return `#${CSS.escape(element.id)}`;
+  const owner = element.closest('[data-operation], [data-device]');
+  const scope = owner?.dataset.operation ? `[data-operation="${CSS.escape(owner.dataset.operation)}"] `
+    : owner?.dataset.device ? `[data-device="${CSS.escape(owner.dataset.device)}"] ` : '';
+  if (element.dataset.sort) return `[data-sort="${CSS.escape(element.dataset.sort)}"]`;
+  if (element.dataset.action) return `${scope}[data-action="${CSS.escape(element.dataset.action)}"]`;
+  if (element.tagName === 'A') return `${scope}a[href="${CSS.escape(element.getAttribute('href'))}"]`;
+  if (element.dataset.focus) return `[data-focus="${CSS.escape(element.dataset.focus)}"]`;
+  return null;
+}

@@ -3,7 +3,7 @@
 // so a view can be bookmarked or shared. Changes from the event stream refresh it in place.
 
 import { api, can, paths } from './api.js';
-import { h, fill, time, statusBadge, announce, isOverdue, debounce, setLive } from './dom.js';
+import { h, fill, time, statusBadge, announce, isOverdue, debounce, setLive, keepFocus } from './dom.js';
 import { follow } from './events.js';
 
 const PageSize = 25;
@@ -39,7 +39,7 @@ export async function overviewPage(main) {
       const [counts, page] = await Promise.all([api(paths.summary), api(`${paths.devices}?${listQuery(query)}`)]);
       if (request !== latest) return;
       renderSummary(summary, counts.data, form);
-      renderTable(tableArea, page.data, query, refresh, form);
+      keepFocus(tableArea, () => renderTable(tableArea, page.data, query, refresh, form));
     } catch (error) {
       if (request !== latest) return;
       fill(tableArea, h('p', { class: 'form-error', role: 'alert' }, `Could not load the devices: ${error.message}`));
@@ -229,7 +229,7 @@ function renderTable(area, page, query, refresh, form) {
         h('thead', null, h('tr', null, header)),
         h('tbody', null, rows))),
     h('nav', { class: 'pager', 'aria-label': 'Device pages' },
-      h('button', { type: 'button', class: 'secondary', disabled: current <= 1, onclick: () => go(current - 1) }, 'Previous page'),
+      h('button', { type: 'button', class: 'secondary', 'data-focus': 'previous', disabled: current <= 1, onclick: () => go(current - 1) }, 'Previous page'),
       h('span', null, `Page ${current} of ${pages}`),
-      h('button', { type: 'button', class: 'secondary', disabled: current >= pages, onclick: () => go(current + 1) }, 'Next page')));
+      h('button', { type: 'button', class: 'secondary', 'data-focus': 'next', disabled: current >= pages, onclick: () => go(current + 1) }, 'Next page')));
 }
