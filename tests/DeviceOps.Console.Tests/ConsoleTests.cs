@@ -208,7 +208,7 @@ public sealed class ConsoleTests(ConsoleFixture fixture) : IClassFixture<Console
         var (organization, token) = await OrganizationWithTokenAsync(admin, Supervisor, Email("supervisor"));
         var code = Seed.Unique("OV");
         await Seed.DeviceAsync(admin, organization, code, "active");
-        var id = (await Seed.OperationAsync(admin, code, "cancelled"))["id"]!.GetValue<int>();
+        var id = (await Seed.OperationAsync(admin, code, "completed"))["id"]!.GetValue<int>();
         await using var tab = await fixture.NewPageAsync();
         await tab.SignInAsync(token, $"/devices/{code}");
         var item = tab.Page.Locator($"[data-operation='{id}']");
@@ -218,19 +218,24 @@ public sealed class ConsoleTests(ConsoleFixture fixture) : IClassFixture<Console
         await item.GetByRole(AriaRole.Button, new() { Name = "Save" }).ClickAsync();
 
         var error = item.Locator(".field-error[data-error-for=status]");
-        await Expect(error).ToContainTextAsync("Refused: cancelled → in_progress is not allowed. Allowed next: none (it is final).");
+        await Expect(error).ToContainTextAsync("Refused: completed → in_progress is not allowed. Allowed next: none (it is final).");
         await Expect(error).ToContainTextAsync("write a justification");
         await Expect(item.GetByLabel("Operation status")).ToHaveAttributeAsync("aria-invalid", "true");
         await Expect(item.GetByLabel("Operation status")).ToBeFocusedAsync();
-        await Expect(item.Locator("h3 .badge")).ToHaveTextAsync("cancelled");
+        await Expect(item.Locator("h3 .badge")).ToHaveTextAsync("completed");
         await tab.ScreenshotAsync("08-refused-transition");
 
         await item.GetByLabel("Justification (override)").FillAsync("Closed by mistake; the work continues");
         await item.GetByRole(AriaRole.Button, new() { Name = "Save" }).ClickAsync();
 
         var entry = tab.Page.Locator(".timeline > li[data-action=operation_status_change]").First;
-        await Expect(entry).ToContainTextAsync("cancelled → in_progress");
+        await Expect(entry).ToContainTextAsync("completed → in_progress");
         await Expect(entry).ToContainTextAsync("Justification: Closed by mistake; the work continues");
+        await Expect(item.Locator("h3 .badge")).ToHaveTextAsync("in progress");
+        using var check = fixture.Server.Admin();
+        var stored = JsonNode.Parse(await check.GetStringAsync($"api/v1/inventory_device_operation/{id}/"))!;
+        Assert.Equal("in_progress", stored["status"]!.GetValue<string>());
+        Assert.Null(stored["completed_at"]);
         tab.AssertNoScriptErrors();
     }
 
