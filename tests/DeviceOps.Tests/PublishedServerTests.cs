@@ -44,6 +44,7 @@ public sealed partial class PublishedServerTests(PublishedServerFixture server, 
         var operation = await process.WaitForOutputAsync(DemoOperationPattern());
         Assert.Equal("123", operation.Groups[1].Value);
         Assert.Contains($"curl -H \"Authorization: Bearer {token}\" {process.BaseAddress}api/v1/inventory_device_operation/123/", process.Output, StringComparison.Ordinal);
+        Assert.Contains($"Web console:  {process.BaseAddress}  (paste the token to sign in)", process.Output, StringComparison.Ordinal);
         using var client = process.Client(token);
 
         var response = await client.PutAsync(SeedOperation, Api.Json(Api.SeedRequest));
