@@ -42,6 +42,29 @@ public sealed class ConsoleTests(ConsoleFixture fixture) : IClassFixture<Console
     }
 
     [Fact]
+    public async Task ATokenRevokedDuringTheSessionBringsBackTheSignInFormWithTheReason()
+    {
+        using var admin = fixture.Server.Admin();
+        var organization = await Seed.OrganizationAsync(admin);
+        var created = JsonNode.Parse(await (await admin.PostAsync("api/v1/token/", ConsoleServer.Json(new JsonObject
+        {
+            ["user"] = Email("leaver"),
+            ["scopes"] = new JsonArray("devices:read"),
+            ["organizations"] = new JsonArray(organization),
+        }))).Content.ReadAsStringAsync())!;
+        await using var tab = await fixture.NewPageAsync();
+        await tab.SignInAsync(created["token"]!.GetValue<string>());
+
+        Assert.True((await admin.DeleteAsync($"api/v1/token/{created["id"]}/")).IsSuccessStatusCode);
+        await tab.Page.GetByRole(AriaRole.Button, new() { Name = "Apply filters" }).ClickAsync();
+
+        await Expect(tab.Page.Locator("#token-error")).ToHaveTextAsync("Signed out: The token has been revoked.");
+        await Expect(tab.Page.Locator("#sign-out")).ToBeHiddenAsync();
+        Assert.Null(await tab.Page.EvaluateAsync<string?>("sessionStorage.getItem('deviceops.token')"));
+        tab.AssertNoScriptErrors();
+    }
+
+    [Fact]
     public async Task SignInShowsTheCountsAndTheTableFiltersAndSorts()
     {
         using var admin = fixture.Server.Admin();
