@@ -35,7 +35,7 @@ function append(element, children) {
   }
 }
 
-const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
 
 /** A <time> element with the instant in its datetime attribute and a local reading as text. */
 export function time(iso) {
