@@ -350,6 +350,11 @@ public sealed class ConsoleTests(ConsoleFixture fixture) : IClassFixture<Console
         await Expect(tab.Page.GetByLabel("Justification (override)")).ToBeVisibleAsync();
         await AssertAccessibleAsync(tab.Page, "device page with its form");
         tab.AssertNoScriptErrors();
+
+        // The check is real, not a no-op: an input without a label is found at once.
+        await tab.Page.EvaluateAsync("document.querySelector('main').append(document.createElement('input'))");
+        var broken = await tab.Page.RunAxe();
+        Assert.Contains(broken.Violations, v => v.Id == "label");
     }
 
     private static async Task AssertAccessibleAsync(IPage page, string what)
