@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: the whole solution's tests twice, on the embedded SQLite store and
 # on a throwaway PostgreSQL cluster this script creates (and installs, if the machine has none).
+# The web console's end-to-end tests drive Debian's Chromium, installed here when it is missing.
 #
 #   ./scripts/test.sh              # from anywhere; extra arguments go to both `dotnet test` runs
 #
@@ -20,6 +21,8 @@ work=""
 say() { printf '==> %s\n' "$*" >&2; }
 # shellcheck source=scripts/postgres.sh
 source "$repo/scripts/postgres.sh"
+# shellcheck source=scripts/chromium.sh
+source "$repo/scripts/chromium.sh"
 
 # Sums the trx files of one run into run_passed/run_failed; false when the run left none.
 count_run() {
@@ -87,6 +90,9 @@ pg_start
 port=$pg_port
 work="$pg_work"
 
+# --- Debian's Chromium, for the web console's end-to-end tests -----------------------------------
+chromium_ensure || { say "Chromium is missing and could not be installed; the console tests need it"; exit 1; }
+
 # --- build once, publish the server once, test twice -----------------------------------------------
 build_ok=0
 dotnet build DeviceOps.slnx -c Debug --nologo -v quiet || build_ok=$?
@@ -108,6 +114,8 @@ run_tests() {
     # LogFilePrefix keeps one trx per test project (a fixed LogFileName would let the second
     # project overwrite the first); count_run sums every trx of the run's folder.
     # The hang timeout turns a stuck test into a failure with a dump instead of a stuck CI job.
+    # The console tests save their screenshots beside the run's results, for CI to keep.
+    DEVICEOPS_SCREENSHOTS="$results/$run/console-screenshots" \
     dotnet test DeviceOps.slnx --no-build -c Debug --nologo \
         --logger "trx;LogFilePrefix=$run" \
         --results-directory "$results/$run" --blame-hang-timeout 5m "$@" || rc=$?

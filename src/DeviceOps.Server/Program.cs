@@ -8,6 +8,7 @@ using DeviceOps.Http;
 using DeviceOps.Operations;
 using DeviceOps.Organizations;
 using DeviceOps.RateLimits;
+using DeviceOps.WebConsole;
 using DeviceOps.Webhooks;
 using Prometheus;
 
@@ -52,6 +53,8 @@ app.MapHistory();
 app.MapTokens();
 app.MapEvents();
 app.MapWebhooks();
+app.MapTransitions();
+app.MapWebConsole();
 
 if (tokenCommand)
 {

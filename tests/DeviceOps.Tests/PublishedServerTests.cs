@@ -44,6 +44,7 @@ public sealed partial class PublishedServerTests(PublishedServerFixture server, 
         var operation = await process.WaitForOutputAsync(DemoOperationPattern());
         Assert.Equal("123", operation.Groups[1].Value);
         Assert.Contains($"curl -H \"Authorization: Bearer {token}\" {process.BaseAddress}api/v1/inventory_device_operation/123/", process.Output, StringComparison.Ordinal);
+        Assert.Contains($"Web console:  {process.BaseAddress}  (paste the token to sign in)", process.Output, StringComparison.Ordinal);
         using var client = process.Client(token);
 
         var response = await client.PutAsync(SeedOperation, Api.Json(Api.SeedRequest));
@@ -165,5 +166,23 @@ public sealed partial class PublishedServerTests(PublishedServerFixture server, 
         Assert.Equal(HttpStatusCode.OK, docs.StatusCode);
         Assert.Equal("text/html", docs.Content.Headers.ContentType?.MediaType);
         Assert.Contains("<html", await docs.Content.ReadAsStringAsync(), StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task ThePublishedServerCarriesTheWebConsoleWhateverItsWorkingDirectory()
+    {
+        // The home folder is the working directory and holds no files of the console: they must
+        // come from the server's assembly.
+        await using var process = await _home.StartAsync();
+        using var client = process.Client();
+
+        var shell = await client.GetAsync("/devices/DEV-001");
+        var script = await client.GetAsync("/console/device.js");
+
+        Assert.Equal(HttpStatusCode.OK, shell.StatusCode);
+        Assert.Contains("<title>DeviceOps console</title>", await shell.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.True(shell.Headers.Contains("Content-Security-Policy"));
+        Assert.Equal(HttpStatusCode.OK, script.StatusCode);
+        Assert.Contains("export async function devicePage", await script.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 }

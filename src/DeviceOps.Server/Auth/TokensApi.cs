@@ -48,7 +48,29 @@ public static class TokensApi
             .WithSummary("Create a token; its secret is in this response only");
         group.MapDelete("/{id:int}/", Revoke).WithSummary("Revoke a token, effective at once");
         group.ProducesAuthProblems();
+
+        // Any valid token may ask who it is: the web console signs in with it and shows only what
+        // its scopes allow.
+        app.MapGet(Path + "/me/", Me).WithTags("Tokens").RequireAuthorization()
+            .WithSummary("The calling token: its user, scopes, organizations and expiry (never its secret)")
+            .WithMetadata(new ProducesResponseTypeMetadata(401, typeof(ProblemDetails), ["application/problem+json"]));
         return group;
+    }
+
+    public static async Task<Results<Ok<TokenResponse>, NotFoundProblem>> Me(
+        HttpContext http, DeviceOpsDb db, CancellationToken cancellationToken)
+    {
+        var id = int.Parse(http.User.FindFirst(Caller.TokenIdClaim)?.Value ?? "0", CultureInfo.InvariantCulture);
+        var token = await db.Tokens.AsNoTracking().FirstOrDefaultAsync(t => t.Id == id, cancellationToken);
+        if (token is null)
+        {
+            // Authenticated a moment ago; only a concurrent deletion of the row could bring us here.
+            return Problems.NotFoundResult("The calling token");
+        }
+        var organizations = token.OrganizationIdList;
+        var names = await db.Organizations.AsNoTracking().Where(o => organizations.Contains(o.Id))
+            .ToDictionaryAsync(o => o.Id, o => o.Name, cancellationToken);
+        return TypedResults.Ok(token.ToResponse(names, null));
     }
 
     public static async Task<Results<Ok<Page<TokenResponse>>, ValidationFailed>> List(

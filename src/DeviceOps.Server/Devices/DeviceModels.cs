@@ -76,6 +76,12 @@ public sealed record DeviceResponse(
     string UpdatedBy,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<HistoryEntryResponse>? OperationalHistory);
 
+/// <summary>Device counts the token may see; <c>ByStatus</c> names every status, with 0 where none.</summary>
+public sealed record DeviceSummary(int Total, IReadOnlyDictionary<string, int> ByStatus, int MaintenanceOverdue,
+    IReadOnlyList<OrganizationSummary> Organizations, DateTime AsOf);
+
+public sealed record OrganizationSummary(string Organization, int Total, IReadOnlyDictionary<string, int> ByStatus, int MaintenanceOverdue);
+
 public static class DeviceMapping
 {
     public static DeviceResponse ToResponse(this Device device, IReadOnlyList<HistoryEntryResponse>? history) =>

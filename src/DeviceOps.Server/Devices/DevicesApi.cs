@@ -22,7 +22,10 @@ public static class DevicesApi
         var group = app.MapGroup(Path).WithTags("Devices");
         group.MapGet("/", List).RequireScope(Scopes.DevicesRead).WithFields<DeviceResponse>()
             .WithSummary("List devices")
-            .WithDescription("Filters: organization (id or name), operational_status, device_type, location, assigned_user, next_maintenance_before. Ordering: id, device_id, device_name, operational_status, location, next_maintenance, last_updated, created_at.");
+            .WithDescription("Filters: device_id, organization (id or name), operational_status, device_type, location, assigned_user, next_maintenance_before, maintenance_overdue (true: next_maintenance has passed and the device is not decommissioned; false: the others). Ordering: id, device_id, device_name, device_type, organization, operational_status, location, assigned_user, next_maintenance, last_updated, created_at.");
+        group.MapGet("/summary/", Summary).RequireScope(Scopes.DevicesRead)
+            .WithSummary("Count devices by operational status and organization")
+            .WithDescription("Only the devices the token may see. `maintenance_overdue` counts devices whose next_maintenance has passed and that are not decommissioned.");
         group.MapPost("/", Create).RequireScope(Scopes.DevicesWrite)
             .Accepts<DeviceRequest>("application/json").WithSummary("Register a device");
         group.MapGet("/{id:int}/", Get).RequireScope(Scopes.DevicesRead)
@@ -39,11 +42,15 @@ public static class DevicesApi
     }
 
     public static async Task<Results<Ok<Page<DeviceResponse>>, ValidationFailed>> List(
-        HttpContext http, DeviceOpsDb db, CancellationToken cancellationToken)
+        HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
     {
         var list = new ListQuery(http.Request);
         var query = Visible(db.Devices.AsNoTracking(), http.Caller());
 
+        if (list.Text("device_id", 64) is { } code)
+        {
+            query = query.Where(d => d.DeviceCode == code);
+        }
         if (list.Text("organization", 200) is { } organization)
         {
             query = int.TryParse(organization, NumberStyles.None, CultureInfo.InvariantCulture, out var organizationId)
@@ -70,12 +77,53 @@ public static class DevicesApi
         {
             query = query.Where(d => d.NextMaintenance < before);
         }
+        if (list.Choice("maintenance_overdue", TrueOrFalse) is { } overdue)
+        {
+            var now = Rfc3339.Now(clock);
+            query = overdue == "true"
+                ? query.Where(d => d.NextMaintenance < now && d.Status != DeviceStatus.Decommissioned)
+                : query.Where(d => !(d.NextMaintenance < now && d.Status != DeviceStatus.Decommissioned));
+        }
         query = list.Order(query, Orderings, "id");
         if (list.Errors.Any)
         {
             return Problems.Validation(list.Errors.ToDictionary(), "The query string has invalid parameters; see errors.");
         }
         return TypedResults.Ok(await list.PageAsync(query, d => d.ToResponse(null), cancellationToken));
+    }
+
+    /// <summary>
+    /// Counts by organization and status in one grouped query, and the overdue ones in another:
+    /// the console's overview shows them without paging through the fleet.
+    /// </summary>
+    public static async Task<Ok<DeviceSummary>> Summary(HttpContext http, DeviceOpsDb db, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        var caller = http.Caller();
+        var devices = db.Devices.AsNoTracking().Where(d => d.DeletedAt == null);
+        if (caller.Organizations is { } visible)
+        {
+            devices = devices.Where(d => visible.Contains(d.OrganizationId));
+        }
+        var now = Rfc3339.Now(clock);
+        var counts = await devices.GroupBy(d => new { d.OrganizationId, d.Status })
+            .Select(g => new { g.Key.OrganizationId, g.Key.Status, Count = g.Count() })
+            .ToListAsync(cancellationToken);
+        var overdue = await devices.Where(d => d.NextMaintenance < now && d.Status != DeviceStatus.Decommissioned)
+            .GroupBy(d => d.OrganizationId)
+            .Select(g => new { OrganizationId = g.Key, Count = g.Count() })
+            .ToDictionaryAsync(g => g.OrganizationId, g => g.Count, cancellationToken);
+        var ids = counts.Select(c => c.OrganizationId).Distinct().ToList();
+        var names = await db.Organizations.AsNoTracking().Where(o => ids.Contains(o.Id)).ToDictionaryAsync(o => o.Id, o => o.Name, cancellationToken);
+
+        static Dictionary<string, int> ByStatus(IEnumerable<(string Status, int Count)> rows) =>
+            DeviceStatus.All.ToDictionary(s => s, s => rows.Where(r => r.Status == s).Sum(r => r.Count));
+        var organizations = counts.GroupBy(c => c.OrganizationId)
+            .Select(g => new OrganizationSummary(names.GetValueOrDefault(g.Key, g.Key.ToString(CultureInfo.InvariantCulture)),
+                g.Sum(c => c.Count), ByStatus(g.Select(c => (c.Status, c.Count))), overdue.GetValueOrDefault(g.Key)))
+            .OrderBy(o => o.Organization, StringComparer.Ordinal)
+            .ToList();
+        return TypedResults.Ok(new DeviceSummary(counts.Sum(c => c.Count), ByStatus(counts.Select(c => (c.Status, c.Count))),
+            overdue.Values.Sum(), organizations, now));
     }
 
     public static async Task<Results<Ok<DeviceResponse>, NotFoundProblem>> Get(
@@ -330,10 +378,15 @@ public static class DevicesApi
         return device.ToResponse(await LatestHistoryAsync(db, device, cancellationToken));
     }
 
+    private static readonly string[] TrueOrFalse = ["true", "false"];
+
     private static readonly Orderings<Device, int> Orderings = new Orderings<Device, int>(d => d.Id)
         .By("id", d => d.Id)
         .By("device_id", d => d.DeviceCode)
         .By("device_name", d => d.Name)
+        .By("device_type", d => d.DeviceType)
+        .By("organization", d => d.Organization.Name)
+        .By("assigned_user", d => d.AssignedUser)
         .By("operational_status", d => d.Status)
         .By("location", d => d.Location)
         .By("next_maintenance", d => d.NextMaintenance)

@@ -30,6 +30,8 @@ public sealed record HealthResponse(string Status);
 [JsonSerializable(typeof(DeliveryResponse))]
 [JsonSerializable(typeof(Page<DeliveryResponse>))]
 [JsonSerializable(typeof(HealthResponse))]
+[JsonSerializable(typeof(DeviceSummary))]
+[JsonSerializable(typeof(TransitionsResponse))]
 [JsonSerializable(typeof(EventPage))]
 [JsonSerializable(typeof(EventResponse))]
 [JsonSerializable(typeof(BatchResponse<OperationResponse>))]

@@ -77,6 +77,7 @@ public static class HostSetup
 
                     {token}
 
+                Web console:  {url}/  (paste the token to sign in)
                 Try:  curl -H "Authorization: Bearer {token}" {url}/api/v1/inventory_device_operation/{operationId}/
 
                 """);
