@@ -125,6 +125,34 @@ public sealed class TransitionTests(DeviceOpsFactory factory) : IClassFixture<De
     }
 
     [Fact]
+    public async Task ReopeningACompletedOperationByOverrideClearsItsCompletionTime()
+    {
+        using var admin = factory.Admin();
+        var (device, operation) = await Seeder.DeviceWithOperationAsync(admin, operationStatus: "pending");
+        var completed = await (await admin.PatchJsonAsync(OperationUrl(operation), new JsonObject { ["status"] = "completed" })).BodyAsync();
+        Assert.NotNull(completed["completed_at"]);
+        factory.Clock.Advance(TimeSpan.FromHours(1));
+
+        var response = await admin.PatchJsonAsync(OperationUrl(operation),
+            new JsonObject { ["status"] = "in_progress", ["justification"] = "Closed too early, ticket OPS-9" });
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var body = await response.BodyAsync();
+        Assert.Equal("in_progress", body["status"]!.GetValue<string>());
+        Assert.Null(body["completed_at"]);
+        Assert.Equal(factory.Clock.GetUtcNow().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture),
+            body["started_at"]!.GetValue<string>());
+        var entry = (await Seeder.HistoryAsync(admin, Code(device)))[0]!;
+        Assert.Equal("completed", entry["from_status"]!.GetValue<string>());
+        Assert.Equal("in_progress", entry["to_status"]!.GetValue<string>());
+        Assert.Equal("Closed too early, ticket OPS-9", entry["justification"]!.GetValue<string>());
+
+        // Completing it again stamps the new completion time.
+        var again = await (await admin.PatchJsonAsync(OperationUrl(operation), new JsonObject { ["status"] = "completed" })).BodyAsync();
+        Assert.Equal(body["started_at"]!.GetValue<string>(), again["completed_at"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task SettingTheSameStatusIsNoChangeAndLeavesNoEntry()
     {
         using var admin = factory.Admin();

@@ -78,9 +78,10 @@ public sealed class DeviceOperation
     /// Moves the operation to another status. Any status reachable along the arrows may be set
     /// in one request; a backward or final-state move is refused unless the change may
     /// override it. Reaching <c>completed</c> without a completion time stamps it now, and
-    /// reaching <c>in_progress</c> without a start time stamps that.
+    /// reaching <c>in_progress</c> without a start time stamps that. Leaving <c>completed</c> (by
+    /// override) reopens the work: its completion time is cleared unless the request gave one.
     /// </summary>
-    public void ChangeStatus(string to, ChangeContext change)
+    public void ChangeStatus(string to, ChangeContext change, bool completionGiven = false)
     {
         if (to != Status)
         {
@@ -91,6 +92,10 @@ public sealed class DeviceOperation
             }
             change.Entries.Add(HistoryEntry.Create(Device, this, HistoryActions.OperationStatusChange,
                 HistoryEntry.Diff("status", Status, to), change, Status, to));
+            if (Status == OperationStatus.Completed && !completionGiven)
+            {
+                CompletedAt = null;
+            }
             Status = to;
             Touch(change);
         }

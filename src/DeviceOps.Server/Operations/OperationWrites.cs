@@ -29,7 +29,7 @@ public static class OperationWrites
         operation.Describe(input.OperationType, input.OperatorId, input.Description, input.Notes, input.StartedAt, input.CompletedAt, change);
         if (input.Status is { IsSet: true, Value: { } status })
         {
-            operation.ChangeStatus(status, change);
+            operation.ChangeStatus(status, change, completionGiven: input.CompletedAt.IsSet);
         }
         input.Effects.ApplyTo(operation.Device, change, operation, mergeConfiguration: true);
         operation.Validate(change);

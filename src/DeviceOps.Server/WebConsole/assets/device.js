@@ -244,9 +244,6 @@ async function updateForm(operation, page, rules, preset, opener, area, refreshA
     const values = Object.fromEntries(new FormData(form));
     const body = {};
     if (values.status) body.status = values.status;
-    // Reopening a completed operation (an override) takes back its completion: the server would
-    // otherwise keep the old completed_at, earlier than the start it stamps, and refuse the pair.
-    if (current.status === 'completed' && values.status && values.status !== 'completed') body.completed_at = null;
     if (values.operational_status) body.operational_status = values.operational_status;
     const text = (name, was) => {
       const value = values[name].trim();
