@@ -171,7 +171,7 @@ median() {   # $1: store, $2: key or "a/b" for a per-run ratio
             value "$1" "$2" "$r"
         fi
         echo
-    done | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+    done | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 per_run() {   # $1: store, $2: "a/b": each run's ratio, comma-separated
     local r out=()
