@@ -88,7 +88,25 @@ public static class StoreExtensions
     }
 
     /// <summary>Turns <c>postgres://user:pass@host:port/db?opt=v</c> into an Npgsql connection string.</summary>
-    internal static string ToNpgsqlConnectionString(string setting)
+    internal static string ToNpgsqlConnectionString(string setting) => WithAutoPrepare(ParseNpgsql(setting));
+
+    /// <summary>
+    /// Statements a connection runs again and again (every request's) are prepared on the server
+    /// after a few uses, so PostgreSQL parses and plans them once per connection; a setting in
+    /// the connection string wins.
+    /// </summary>
+    private static string WithAutoPrepare(string connectionString)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        if (!connectionString.Contains("Auto Prepare", StringComparison.OrdinalIgnoreCase)
+            && !connectionString.Contains("AutoPrepare", StringComparison.OrdinalIgnoreCase))
+        {
+            builder.MaxAutoPrepare = 64;
+        }
+        return builder.ConnectionString;
+    }
+
+    private static string ParseNpgsql(string setting)
     {
         if (!setting.Contains("://", StringComparison.Ordinal))
         {

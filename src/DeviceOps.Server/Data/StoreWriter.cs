@@ -2,6 +2,7 @@ using System.Threading.Channels;
 using DeviceOps.Events;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
 
 namespace DeviceOps.Data;
 
@@ -57,7 +58,7 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
     private readonly EventSignal _signal;
     private readonly ILogger<SqliteGroupCommit> _logger;
     private readonly Task _loop;
-    private DbContextOptions<SqliteDeviceOpsDb>? _options;
+    private PooledDbContextFactory<SqliteDeviceOpsDb>? _contexts;
     private SqliteConnection? _connection;
 
     public SqliteGroupCommit(string connectionString, EventSignal signal, ILogger<SqliteGroupCommit> logger)
@@ -119,7 +120,7 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
                 transaction.Save("request");
                 try
                 {
-                    await using var db = new SqliteDeviceOpsDb(_options!);
+                    await using var db = _contexts!.CreateDbContext();
                     await db.Database.UseTransactionAsync(transaction);
                     var (result, commit) = await job.Work(db);
                     if (commit)
@@ -183,7 +184,10 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
             pragma.CommandText = "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;";
             await pragma.ExecuteNonQueryAsync();
         }
-        _options = new DbContextOptionsBuilder<SqliteDeviceOpsDb>().UseSqlite(connection).Options;
+        // A context per request, from a pool: a fresh change tracker each, without building a
+        // context's internal services again for every request of every group.
+        _contexts = new PooledDbContextFactory<SqliteDeviceOpsDb>(
+            new DbContextOptionsBuilder<SqliteDeviceOpsDb>().UseSqlite(connection).Options, MaxGroup);
         return _connection = connection;
     }
 
