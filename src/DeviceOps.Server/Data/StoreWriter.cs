@@ -2,7 +2,6 @@ using System.Threading.Channels;
 using DeviceOps.Events;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
-using Microsoft.EntityFrameworkCore.Infrastructure;
 
 namespace DeviceOps.Data;
 
@@ -58,7 +57,7 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
     private readonly EventSignal _signal;
     private readonly ILogger<SqliteGroupCommit> _logger;
     private readonly Task _loop;
-    private PooledDbContextFactory<SqliteDeviceOpsDb>? _contexts;
+    private DbContextOptions<SqliteDeviceOpsDb>? _options;
     private SqliteConnection? _connection;
 
     public SqliteGroupCommit(string connectionString, EventSignal signal, ILogger<SqliteGroupCommit> logger)
@@ -120,7 +119,7 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
                 transaction.Save("request");
                 try
                 {
-                    await using var db = _contexts!.CreateDbContext();
+                    await using var db = new SqliteDeviceOpsDb(_options!);
                     await db.Database.UseTransactionAsync(transaction);
                     var (result, commit) = await job.Work(db);
                     if (commit)
@@ -184,10 +183,7 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
             pragma.CommandText = "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;";
             await pragma.ExecuteNonQueryAsync();
         }
-        // A context per request, from a pool: a fresh change tracker each, without building a
-        // context's internal services again for every request of every group.
-        _contexts = new PooledDbContextFactory<SqliteDeviceOpsDb>(
-            new DbContextOptionsBuilder<SqliteDeviceOpsDb>().UseSqlite(connection).Options, MaxGroup);
+        _options = new DbContextOptionsBuilder<SqliteDeviceOpsDb>().UseSqlite(connection).Options;
         return _connection = connection;
     }
 
