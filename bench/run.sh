@@ -5,7 +5,8 @@
 # server's own /healthz rate (HTTP ceiling), the disk's synchronous write rate and pgbench -N
 # (database ceiling), our figures given as ratios to them.
 #
-#   bench/run.sh                 # both stores, 10 s per scenario
+#   bench/run.sh                 # both stores, 10 s per scenario, once
+#   bench/run.sh --runs 3        # the whole matrix three times: medians, and each run's ratios
 #   DURATION=5 bench/run.sh      # shorter
 #   bench/run.sh --large         # also the large-store benchmark (100,000 devices, 1,000,000 entries; SQLite)
 #   bench/run.sh --large-only    # only that
@@ -19,14 +20,20 @@ duration=${DURATION:-10}
 connections=${CONNECTIONS:-32}
 large=0
 small=1
-for arg in "$@"; do
+runs=1
+while [[ $# -gt 0 ]]; do
+    arg=$1
+    shift
     case $arg in
+        --runs) runs=${1:?--runs needs a number}; shift ;;
+        --runs=*) runs=${arg#--runs=} ;;
         --large) large=1 ;;
         --large-only) large=1 small=0 ;;
         --smoke) duration=2 ;;
         *) echo "unknown argument $arg" >&2; exit 2 ;;
     esac
 done
+[[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "--runs takes a positive number" >&2; exit 2; }
 token=bench-secret-0123456789abcdef
 work=$(mktemp -d "${TMPDIR:-/tmp}/deviceops-bench.XXXXXX")
 server_pid=""
@@ -70,12 +77,16 @@ stop_server() {
 # Peak resident memory of the server so far, in MB (the kernel's high-water mark).
 peak_rss() { awk '/VmHWM/ { printf "%d", $2 / 1024 }' "/proc/$(pgrep -P "$server_pid" -f DeviceOps.Server.dll | head -n1 || echo "$server_pid")/status" 2>/dev/null || echo "?"; }
 
-# Runs wrk and prints "requests/s p50 p99".
+# Runs wrk and prints "requests/s p50 p99", the latencies in milliseconds.
 load() {   # $1: script or "-", $2: path
     local script=() out
     [[ $1 != - ]] && script=(-s "$repo/bench/$1")
     out=$(TOKEN=$token FIRST_OP=$first_op OP_COUNT=$op_count wrk -t"$(( connections < 2 ? 1 : 2 ))" -c"$connections" -d"${duration}s" --latency "${script[@]}" "http://127.0.0.1:$port$2")
-    awk '/Requests\/sec/ { rps = $2 } / 50% / { p50 = $2 } / 99% / { p99 = $2 } END { printf "%s %s %s", rps, p50, p99 }' <<<"$out"
+    awk 'function ms(v) {
+             if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /m$/) return v * 60000; if (v ~ /s$/) return v * 1000; return v
+         }
+         /Requests\/sec/ { rps = $2 } / 50% / { p50 = ms($2) } / 99% / { p99 = ms($2) }
+         END { printf "%d %.1f %.1f", rps, p50, p99 }' <<<"$out"
 }
 
 # Milliseconds a batch takes, median of three after one unmeasured warm-up (JIT, page cache).
@@ -91,19 +102,26 @@ timed_batch() {   # $1: first operation id, $2: items
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
-say "disk: synchronous 4 KiB writes"
-dd_seconds=$(dd if=/dev/zero of="$work/dsync" bs=4k count=2000 oflag=dsync 2>&1 | awk '/copied/ { print $(NF-3) }')
-disk_rate=$(awk -v s="$dd_seconds" 'BEGIN { printf "%d", 2000 / s }')
-rm -f "$work/dsync"
+results="$work/results"
+mkdir -p "$results"
 
-bench_store() {   # $1: store name, $2: DEVICEOPS_DATABASE
-    local store=$1 seed healthz put get list batch pgbench_tps="" rss
-    say "$store: starting the server and filling 1,000 devices with open operations"
-    start_server "$store" "$2"
+# The disk's synchronous 4 KiB write rate where the SQLite store lives, per second.
+disk_sync_rate() {
+    local seconds
+    seconds=$(dd if=/dev/zero of="$work/dsync" bs=4k count=2000 oflag=dsync 2>&1 | awk '/copied/ { print $(NF-3) }')
+    rm -f "$work/dsync"
+    awk -v s="$seconds" 'BEGIN { printf "%d", 2000 / s }'
+}
+
+# One store, one run: appends "key value" lines to $results/<store>.<run>.
+bench_store() {   # $1: store name, $2: DEVICEOPS_DATABASE, $3: run number
+    local store=$1 run=$3 seed healthz put get list batch rss out="$results/$1.$3"
+    say "$store (run $run of $runs): starting the server and filling 1,000 devices with open operations"
+    start_server "$store-$run" "$2"
     seed=$(python3 "$repo/bench/seed.py" "http://127.0.0.1:$port" "$token" 1000 10)
     eval "$seed"   # FIRST_OP, OP_COUNT
     first_op=$FIRST_OP op_count=$OP_COUNT
-    say "$store: measuring"
+    say "$store (run $run of $runs): measuring"
     healthz=$(load - /healthz)
     # A webhook receiver for every relocation the PUT load makes: delivery lag under that load.
     receiver_port=$(free_port)
@@ -121,41 +139,82 @@ bench_store() {   # $1: store name, $2: DEVICEOPS_DATABASE
     list=$(load list.lua /)
     batch=$(timed_batch "$first_op" 10000)
     rss=$(peak_rss)
-    if [[ $store == postgresql ]]; then
-        "$pg_bindir/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres pgbench
-        "$pg_bindir/pgbench" -i -q -s 10 -h 127.0.0.1 -p "$pg_port" -U postgres pgbench >/dev/null 2>&1
-        pgbench_tps=$("$pg_bindir/pgbench" -N -c "$connections" -j 2 -T "$duration" -h 127.0.0.1 -p "$pg_port" -U postgres pgbench 2>/dev/null \
-            | awk '/^tps/ { printf "%d", $3 }')
-    fi
     stop_server
-    read -r h_rps _ _ <<<"$healthz"
-    read -r put_rps put_p50 put_p99 <<<"$put"
-    read -r get_rps get_p50 get_p99 <<<"$get"
-    read -r list_rps list_p50 list_p99 <<<"$list"
+    {
+        read -r h_rps _ _ <<<"$healthz"; echo "healthz $h_rps"
+        read -r rps p50 p99 <<<"$put"; echo "put_rps $rps"; echo "put_p50 $p50"; echo "put_p99 $p99"
+        read -r rps p50 p99 <<<"$get"; echo "get_rps $rps"; echo "get_p50 $p50"; echo "get_p99 $p99"
+        read -r rps p50 p99 <<<"$list"; echo "list_rps $rps"; echo "list_p50 $p50"; echo "list_p99 $p99"
+        echo "batch_ms $batch"
+        echo "lag_p50 $lag_p50"; echo "lag_p99 $lag_p99"; echo "lag_count $lag_count"
+        echo "rss_mb $rss"
+        echo "disk $disk_rate"
+    } >"$out"
+}
+
+# pgbench -N on the run's PostgreSQL, at the same connection count: tps.
+pgbench_rate() {
+    "$pg_bindir/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres pgbench
+    "$pg_bindir/pgbench" -i -q -s 10 -h 127.0.0.1 -p "$pg_port" -U postgres pgbench >/dev/null 2>&1
+    "$pg_bindir/pgbench" -N -c "$connections" -j 2 -T "$duration" -h 127.0.0.1 -p "$pg_port" -U postgres pgbench 2>/dev/null \
+        | awk '/^tps/ { printf "%d", $3 }'
+}
+
+# A value of one run, or the median over the runs; "ratio" lines are computed per run first.
+value() { awk -v k="$2" '$1 == k { print $2 }' "$results/$1.$3"; }
+median() {   # $1: store, $2: key or "a/b" for a per-run ratio
+    local r v
+    for r in $(seq 1 "$runs"); do
+        if [[ $2 == */* ]]; then
+            ratio "$(value "$1" "${2%/*}" "$r")" "$(value "$1" "${2#*/}" "$r")"
+        else
+            value "$1" "$2" "$r"
+        fi
+        echo
+    done | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+per_run() {   # $1: store, $2: "a/b": each run's ratio, comma-separated
+    local r out=()
+    for r in $(seq 1 "$runs"); do
+        out+=("$(ratio "$(value "$1" "${2%/*}" "$r")" "$(value "$1" "${2#*/}" "$r")")")
+    done
+    local IFS=,
+    echo "${out[*]}" | sed 's/,/, /g'
+}
+
+report() {   # $1: store
+    local store=$1 reference label
+    if [[ $store == postgresql ]]; then reference=pgbench label="pgbench -N"; else reference=disk label="disk sync rate"; fi
     echo
-    echo "### $store ($connections connections, ${duration} s each; $(nproc) cores, load generator on the same machine)"
+    echo "### $store ($connections connections, ${duration} s each; $(nproc) cores, load generator on the same machine; median of $runs run(s))"
     echo
-    echo "| scenario | requests/s | p50 | p99 | ratio |"
+    echo "| scenario | requests/s | p50 ms | p99 ms | ratio (median; each run) |"
     echo "|---|---|---|---|---|"
-    echo "| reference: /healthz (HTTP ceiling) | $h_rps | | | |"
-    echo "| reference: disk synchronous 4 KiB writes/s | $disk_rate | | | |"
-    [[ -n $pgbench_tps ]] && echo "| reference: pgbench -N tps | $pgbench_tps | | | |"
-    if [[ -n $pgbench_tps ]]; then
-        echo "| seed PUT, durable, full audit | $put_rps | $put_p50 | $put_p99 | $(ratio "$put_rps" "$pgbench_tps") × pgbench -N |"
-    else
-        echo "| seed PUT, durable, full audit | $put_rps | $put_p50 | $put_p99 | $(ratio "$put_rps" "$disk_rate") × disk sync rate |"
-    fi
-    echo "| GET one operation | $get_rps | $get_p50 | $get_p99 | $(ratio "$get_rps" "$h_rps") × /healthz |"
-    echo "| list 100 operations, filtered | $list_rps | $list_p50 | $list_p99 | |"
-    echo "| 10,000-item batch PATCH (median of 3, after a warm-up) | | ${batch} ms | | |"
-    echo "| webhook delivery lag under the PUT load ($lag_count deliveries) | | ${lag_p50} ms | ${lag_p99} ms | |"
-    echo "| server peak RSS | ${rss} MB | | | |"
+    echo "| reference: /healthz (HTTP ceiling) | $(median "$store" healthz) | | | |"
+    echo "| reference: disk synchronous 4 KiB writes/s | $(median "$store" disk) | | | |"
+    [[ $store == postgresql ]] && echo "| reference: pgbench -N tps | $(median "$store" pgbench) | | | |"
+    echo "| seed PUT, durable, full audit | $(median "$store" put_rps) | $(median "$store" put_p50) | $(median "$store" put_p99) | $(median "$store" "put_rps/$reference") × $label ($(per_run "$store" "put_rps/$reference")) |"
+    echo "| GET one operation | $(median "$store" get_rps) | $(median "$store" get_p50) | $(median "$store" get_p99) | $(median "$store" get_rps/healthz) × /healthz ($(per_run "$store" get_rps/healthz)) |"
+    echo "| list 100 operations, filtered | $(median "$store" list_rps) | $(median "$store" list_p50) | $(median "$store" list_p99) | |"
+    echo "| 10,000-item batch PATCH, ms (each: median of 3 after a warm-up) | | $(median "$store" batch_ms) | | |"
+    echo "| webhook delivery lag under the PUT load, ms | | $(median "$store" lag_p50) | $(median "$store" lag_p99) | |"
+    echo "| server peak RSS, MB (median; highest of the runs in the last column) | $(median "$store" rss_mb) | | | $(for r in $(seq 1 "$runs"); do value "$store" rss_mb "$r"; done | sort -n | tail -n 1) MB |"
 }
 
 if [[ $small == 1 ]]; then
-bench_store sqlite ""
-pg_start >/dev/null
-bench_store postgresql "Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=deviceops_bench;Pooling=true;Maximum Pool Size=64"
+    for run in $(seq 1 "$runs"); do
+        say "run $run of $runs: disk: synchronous 4 KiB writes"
+        disk_rate=$(disk_sync_rate)
+        bench_store sqlite "" "$run"
+        # A fresh PostgreSQL each run, so every run starts from the same empty store.
+        pg_start >/dev/null
+        bench_store postgresql "Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=deviceops_bench;Pooling=true;Maximum Pool Size=64" "$run"
+        pgbench_tps=$(pgbench_rate)
+        echo "pgbench $pgbench_tps" >>"$results/postgresql.$run"
+        pg_stop
+    done
+    report sqlite
+    report postgresql
 fi
 
 if [[ $large == 1 ]]; then

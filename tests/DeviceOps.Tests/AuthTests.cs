@@ -811,3 +811,37 @@ public sealed class ExpiredTokenAuthTests : OwnServerTests
         await (await client.GetAsync(Api.Devices)).AssertProblemAsync(HttpStatusCode.Unauthorized, "invalid_token");
     }
 }
+
+/// <summary>
+/// Two servers on one store, as two instances of a deployment: each caches the tokens it has
+/// seen, and a revocation through either must still hold at once on both.
+/// </summary>
+public sealed class TwoInstanceTokenTests : OwnServerTests
+{
+    [Fact]
+    public async Task TokenRevokedThroughOneInstanceIsRefusedAtOnceByTheOther()
+    {
+        await using var other = new DeviceOpsFactory { SharesStoreWith = Factory };
+        await other.InitializeAsync();
+        using var adminOnA = Factory.Admin();
+        var response = await adminOnA.PostJsonAsync(Api.Tokens, new JsonObject
+        {
+            ["user"] = "two-instances@example.com",
+            ["scopes"] = new JsonArray("devices:read"),
+        });
+        Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync());
+        var created = await response.BodyAsync();
+        using var onA = Factory.WithToken(created["token"]!.GetValue<string>());
+        using var onB = other.WithToken(created["token"]!.GetValue<string>());
+        // Both instances have seen, and so cached, the token.
+        Assert.Equal(HttpStatusCode.OK, (await onA.GetAsync(Api.Devices)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await onB.GetAsync(Api.Devices)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await onB.GetAsync(Api.Devices)).StatusCode);
+
+        var revoke = await adminOnA.DeleteAsync($"{Api.Tokens}{created["id"]!.GetValue<int>()}/");
+        Assert.Equal(HttpStatusCode.NoContent, revoke.StatusCode);
+
+        await (await onB.GetAsync(Api.Devices)).AssertProblemAsync(HttpStatusCode.Unauthorized, "invalid_token");
+        await (await onA.GetAsync(Api.Devices)).AssertProblemAsync(HttpStatusCode.Unauthorized, "invalid_token");
+    }
+}

@@ -42,14 +42,17 @@ public sealed class Caller
 }
 
 /// <summary>
-/// Authenticates <c>Authorization: Bearer &lt;secret&gt;</c> against the stored hashes on every
-/// request, so a revocation takes effect at once on every instance sharing the store.
+/// Authenticates <c>Authorization: Bearer &lt;secret&gt;</c> against the stored hashes: a token is
+/// looked up once per instance and cached (<see cref="TokenCache"/>), and every request still
+/// checks the store for its revocation, so a revocation takes effect at once on every instance
+/// sharing the store.
 /// </summary>
 public sealed class TokenAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
     ILoggerFactory logger,
     UrlEncoder encoder,
     DeviceOpsDb db,
+    TokenCache cache,
     TimeProvider clock,
     IProblemDetailsService problems)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
@@ -70,29 +73,39 @@ public sealed class TokenAuthenticationHandler(
         }
         var secret = header[7..].Trim();
         var hash = ApiToken.Hash(secret);
-        var token = await db.Tokens.AsNoTracking().FirstOrDefaultAsync(t => t.SecretHash == hash, Context.RequestAborted);
-        if (token is null)
+        var entry = cache.Find(hash);
+        if (entry is not null)
         {
-            return Fail("The token is unknown.");
+            switch (await TokenCache.CheckAsync(db, hash, Context.RequestAborted))
+            {
+                case TokenCache.State.Unknown:
+                    cache.Forget(hash);
+                    return Fail("The token is unknown.");
+                case TokenCache.State.Revoked:
+                    cache.Forget(hash);
+                    return Fail("The token has been revoked.");
+            }
         }
-        if (token.RevokedAt is not null)
+        else
         {
-            return Fail("The token has been revoked.");
+            var token = await db.Tokens.AsNoTracking().FirstOrDefaultAsync(t => t.SecretHash == hash, Context.RequestAborted);
+            if (token is null)
+            {
+                return Fail("The token is unknown.");
+            }
+            if (token.RevokedAt is not null)
+            {
+                return Fail("The token has been revoked.");
+            }
+            entry = cache.Add(token);
         }
-        if (!token.IsUsable(clock.GetUtcNow().UtcDateTime))
+        if (entry.IsExpired(clock.GetUtcNow().UtcDateTime))
         {
             return Fail("The token has expired.");
         }
 
-        var claims = new List<Claim> { new(ClaimTypes.Name, token.User), new(Caller.TokenIdClaim, token.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)) };
-        if (token.RateLimitPerMinute is { } perMinute)
-        {
-            claims.Add(new Claim(Caller.RateLimitClaim, perMinute.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-        }
-        claims.AddRange(token.ScopeList.Select(s => new Claim(Caller.ScopeClaim, s)));
-        claims.AddRange(token.OrganizationIdList.Select(o => new Claim(Caller.OrganizationClaim, o.ToString(System.Globalization.CultureInfo.InvariantCulture))));
-        var principal = new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName));
-        return AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName));
+        Context.Features.Set(entry.Caller);
+        return AuthenticateResult.Success(new AuthenticationTicket(entry.NewPrincipal(), SchemeName));
     }
 
     private AuthenticateResult Fail(string reason)
@@ -140,6 +153,7 @@ public static class AuthExtensions
     {
         services.AddAuthentication(TokenAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, TokenAuthenticationHandler>(TokenAuthenticationHandler.SchemeName, null);
+        services.AddSingleton<TokenCache>();
         services.AddAuthorizationBuilder().AddPolicies();
         return services;
     }
@@ -150,15 +164,15 @@ public static class AuthExtensions
         {
             builder.AddPolicy(scope, policy => policy
                 .RequireAuthenticatedUser()
-                .RequireAssertion(context => new Caller(context.User).Has(scope)));
+                .RequireAssertion(context => Of(context).Has(scope)));
         }
         builder.AddPolicy(UnlimitedAdmin, policy => policy
             .RequireAuthenticatedUser()
-            .RequireAssertion(context => new Caller(context.User) is { Organizations: null } caller && caller.Has(Scopes.Admin)));
+            .RequireAssertion(context => Of(context) is { Organizations: null } caller && caller.Has(Scopes.Admin)));
         // The history belongs to devices and operations alike: either read scope may list it.
         builder.AddPolicy(AnyRead, policy => policy
             .RequireAuthenticatedUser()
-            .RequireAssertion(context => new Caller(context.User) is var caller
+            .RequireAssertion(context => Of(context) is var caller
                 && (caller.Has(Scopes.DevicesRead) || caller.Has(Scopes.OperationsRead))));
         return builder;
     }
@@ -175,7 +189,11 @@ public static class AuthExtensions
     public static TBuilder RequireScope<TBuilder>(this TBuilder builder, string scope) where TBuilder : IEndpointConventionBuilder =>
         builder.RequireAuthorization(scope).WithMetadata(new ScopeRequirement(scope));
 
-    public static Caller Caller(this HttpContext context) => new(context.User);
+    /// <summary>The caller the authentication handler made for this request (built once per token), or one made from the user.</summary>
+    public static Caller Caller(this HttpContext context) => context.Features.Get<Caller>() ?? new(context.User);
+
+    private static Caller Of(AuthorizationHandlerContext context) =>
+        context.Resource is HttpContext http ? http.Caller() : new Caller(context.User);
 
     /// <summary>Declares the 401 and 403 problems every authorized group may answer, for the OpenAPI document.</summary>
     public static RouteGroupBuilder ProducesAuthProblems(this RouteGroupBuilder group) => group

@@ -126,9 +126,10 @@ public static class TokensApi
         }, cancellationToken);
     }
 
-    public static Task<Results<NoContent, NotFoundProblem>> Revoke(
-        int id, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken) =>
-        writer.WriteAsync<Results<NoContent, NotFoundProblem>>(async (db, token) =>
+    public static async Task<Results<NoContent, NotFoundProblem>> Revoke(
+        int id, StoreWriter writer, TokenCache cache, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        var result = await writer.WriteAsync<Results<NoContent, NotFoundProblem>>(async (db, token) =>
         {
             var found = await db.Tokens.FirstOrDefaultAsync(t => t.Id == id, token);
             if (found is null)
@@ -139,6 +140,9 @@ public static class TokensApi
             await db.SaveChangesAsync(token);
             return (TypedResults.NoContent(), true);
         }, cancellationToken);
+        cache.Forget(id);
+        return result;
+    }
 
     public static TokenResponse ToResponse(this ApiToken token, IReadOnlyDictionary<int, string> organizationNames, string? secret) =>
         new(token.Id, token.User, token.ScopeList,

@@ -1,0 +1,125 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Security.Claims;
+using DeviceOps.Data;
+using Microsoft.EntityFrameworkCore;
+
+namespace DeviceOps.Auth;
+
+/// <summary>
+/// Validated tokens by secret hash: what a token grants (user, scopes, organizations, rate
+/// limit, expiry) is fixed when it is issued — no call changes it later — so it is read from the
+/// store once per instance and kept here, with its claims and its <see cref="Caller"/> built once.
+/// </summary>
+/// <remarks>
+/// Revocation is the one change a token undergoes, and it must hold at once on every instance
+/// sharing the store, whoever revoked it (an API call on another instance, or the <c>token
+/// revoke</c> command against the store). So a cached token is not trusted blindly: every request
+/// still reads the token's <c>revoked_at</c> by its unique index with one plain statement. That
+/// costs a round trip, but not the tracked-query, entity and claims work of a full lookup, and it
+/// needs no notification channel whose delivery could lag (LISTEN/NOTIFY on PostgreSQL has no
+/// SQLite counterpart, and lags by as long as the listener takes to read). Expiry is checked on
+/// every request against the injected clock, from the cached expiry.
+/// </remarks>
+public sealed class TokenCache
+{
+    /// <summary>More distinct tokens than a deployment uses; beyond it the cache starts over rather than grow.</summary>
+    public const int MaxEntries = 10_000;
+
+    private readonly ConcurrentDictionary<string, Entry> _byHash = new(StringComparer.Ordinal);
+
+    public Entry? Find(string hash) => _byHash.TryGetValue(hash, out var entry) ? entry : null;
+
+    public Entry Add(ApiToken token)
+    {
+        if (_byHash.Count >= MaxEntries)
+        {
+            _byHash.Clear();
+        }
+        var entry = new Entry(token);
+        _byHash[token.SecretHash] = entry;
+        return entry;
+    }
+
+    public void Forget(string hash) => _byHash.TryRemove(hash, out _);
+
+    /// <summary>Drops a token revoked through this instance (the per-request check would refuse it anyway).</summary>
+    public void Forget(int tokenId)
+    {
+        foreach (var (hash, entry) in _byHash)
+        {
+            if (entry.Id == tokenId)
+            {
+                _byHash.TryRemove(hash, out _);
+            }
+        }
+    }
+
+    /// <summary>What the store says of a cached token now: still valid, revoked, or gone.</summary>
+    public enum State
+    {
+        Valid,
+        Revoked,
+        Unknown,
+    }
+
+    /// <summary>One indexed single-row read, on the request's own connection.</summary>
+    public static async Task<State> CheckAsync(DeviceOpsDb db, string hash, CancellationToken cancellationToken)
+    {
+        await db.Database.OpenConnectionAsync(cancellationToken);
+        try
+        {
+            await using var command = db.Database.GetDbConnection().CreateCommand();
+            command.CommandText = "SELECT revoked_at FROM tokens WHERE secret_hash = @hash";
+            var parameter = command.CreateParameter();
+            parameter.ParameterName = "@hash";
+            parameter.Value = hash;
+            command.Parameters.Add(parameter);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            if (!await reader.ReadAsync(cancellationToken))
+            {
+                return State.Unknown;
+            }
+            return await reader.IsDBNullAsync(0, cancellationToken) ? State.Valid : State.Revoked;
+        }
+        finally
+        {
+            await db.Database.CloseConnectionAsync();
+        }
+    }
+
+    public sealed class Entry
+    {
+        private readonly Claim[] _claims;
+
+        public Entry(ApiToken token)
+        {
+            Id = token.Id;
+            ExpiresAt = token.ExpiresAt;
+            var claims = new List<Claim>
+            {
+                new(ClaimTypes.Name, token.User),
+                new(Caller.TokenIdClaim, token.Id.ToString(CultureInfo.InvariantCulture)),
+            };
+            if (token.RateLimitPerMinute is { } perMinute)
+            {
+                claims.Add(new Claim(Caller.RateLimitClaim, perMinute.ToString(CultureInfo.InvariantCulture)));
+            }
+            claims.AddRange(token.ScopeList.Select(s => new Claim(Caller.ScopeClaim, s)));
+            claims.AddRange(token.OrganizationIdList.Select(o => new Claim(Caller.OrganizationClaim, o.ToString(CultureInfo.InvariantCulture))));
+            _claims = [.. claims];
+            Caller = new Caller(new ClaimsPrincipal(new ClaimsIdentity(_claims, TokenAuthenticationHandler.SchemeName)));
+        }
+
+        public int Id { get; }
+        public DateTime? ExpiresAt { get; }
+
+        /// <summary>Immutable, so one instance serves every request of the token.</summary>
+        public Caller Caller { get; }
+
+        public bool IsExpired(DateTime now) => ExpiresAt is { } expiresAt && expiresAt <= now;
+
+        /// <summary>A principal of its own per request: a ClaimsPrincipal is mutable, its claims are not.</summary>
+        public ClaimsPrincipal NewPrincipal() => new(new ClaimsIdentity(_claims, TokenAuthenticationHandler.SchemeName));
+    }
+}
