@@ -55,8 +55,10 @@ async function route({ focus = false } = {}) {
       h('p', { class: 'form-error', role: 'alert' }, error instanceof ApiError ? error.message : 'The server could not be reached.'),
       h('p', null, h('a', { href: '/', 'data-nav': true }, 'Back to the fleet overview')));
   }
-  if (focus) {
-    // After a navigation, start reading at the new page's heading, as a full load would.
+  // After a navigation, start reading at the new page's heading, as a full load would — unless
+  // the user already moved into the page while it loaded: focus is never taken from them.
+  const untouched = !document.activeElement || document.activeElement === document.body;
+  if (focus && untouched && visit === visits) {
     (main.querySelector('h1') ?? main).focus({ preventScroll: false });
   }
 }
