@@ -5,7 +5,7 @@ using System.Net.Sockets;
 using System.Text;
 using DeviceOps.Cli;
 using DeviceOps.Client;
-using Npgsql;
+using DeviceOps.Testing;
 
 namespace DeviceOps.Cli.Tests;
 
@@ -26,7 +26,7 @@ public sealed class CliServer : IAsyncLifetime
     private Process? _process;
     private string _home = "";
     private string? _ownPublish;
-    private string? _database;
+    private ThrowawayDatabase? _database;
 
     public Uri BaseAddress { get; private set; } = null!;
 
@@ -57,14 +57,9 @@ public sealed class CliServer : IAsyncLifetime
             ["DEVICEOPS_BOOTSTRAP_TOKEN"] = AdminToken,
             ["DeviceOps__RateLimit__WindowSeconds"] = "2",
         };
-        if (Environment.GetEnvironmentVariable("DEVICEOPS_TEST_POSTGRES") is { Length: > 0 } postgres)
+        if ((_database = await ThrowawayDatabase.CreateAsync("deviceops_cli")) is { } database)
         {
-            _database = $"deviceops_cli_{Guid.NewGuid():N}";
-            await using var connection = new NpgsqlConnection(postgres);
-            await connection.OpenAsync();
-            await using var command = new NpgsqlCommand($"CREATE DATABASE {_database}", connection);
-            await command.ExecuteNonQueryAsync();
-            environment["DEVICEOPS_DATABASE"] = new NpgsqlConnectionStringBuilder(postgres) { Database = _database }.ConnectionString;
+            environment["DEVICEOPS_DATABASE"] = database.ConnectionString;
         }
 
         var port = FreePort();
@@ -165,11 +160,7 @@ public sealed class CliServer : IAsyncLifetime
         }
         if (_database is not null)
         {
-            NpgsqlConnection.ClearAllPools();
-            await using var connection = new NpgsqlConnection(Environment.GetEnvironmentVariable("DEVICEOPS_TEST_POSTGRES"));
-            await connection.OpenAsync();
-            await using var command = new NpgsqlCommand($"DROP DATABASE IF EXISTS {_database} WITH (FORCE)", connection);
-            await command.ExecuteNonQueryAsync();
+            await _database.DisposeAsync();
         }
         try
         {

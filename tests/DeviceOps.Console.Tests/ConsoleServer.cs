@@ -3,13 +3,13 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json.Nodes;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
+using DeviceOps.Testing;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
-using Npgsql;
 
 namespace DeviceOps.Console.Tests;
 
@@ -22,10 +22,10 @@ namespace DeviceOps.Console.Tests;
 public sealed class ConsoleServer : WebApplicationFactory<Program>
 {
     public const string BootstrapSecret = "console-tests-admin-token-0123456789";
-    public const string PostgresSetting = "DEVICEOPS_TEST_POSTGRES";
+    public const string PostgresSetting = ThrowawayDatabase.ServerSetting;
 
     private readonly string _folder = Directory.CreateTempSubdirectory("deviceops-console-").FullName;
-    private string? _postgresDatabase;
+    private ThrowawayDatabase? _postgres;
     private string _connectionString = "";
 
     public Uri BaseAddress { get; private set; } = null!;
@@ -34,14 +34,9 @@ public sealed class ConsoleServer : WebApplicationFactory<Program>
 
     public async Task StartAsync()
     {
-        if (Environment.GetEnvironmentVariable(PostgresSetting) is { Length: > 0 } server)
+        if ((_postgres = await ThrowawayDatabase.CreateAsync("deviceops_console")) is { } database)
         {
-            _postgresDatabase = $"deviceops_console_{Guid.NewGuid():N}";
-            await using var connection = new NpgsqlConnection(server);
-            await connection.OpenAsync();
-            await using var command = new NpgsqlCommand($"CREATE DATABASE {_postgresDatabase}", connection);
-            await command.ExecuteNonQueryAsync();
-            _connectionString = new NpgsqlConnectionStringBuilder(server) { Database = _postgresDatabase }.ConnectionString;
+            _connectionString = database.ConnectionString;
         }
         else
         {
@@ -97,13 +92,9 @@ public sealed class ConsoleServer : WebApplicationFactory<Program>
     {
         await base.DisposeAsync();
         SqliteConnection.ClearAllPools();
-        if (_postgresDatabase is not null)
+        if (_postgres is not null)
         {
-            NpgsqlConnection.ClearAllPools();
-            await using var connection = new NpgsqlConnection(Environment.GetEnvironmentVariable(PostgresSetting));
-            await connection.OpenAsync();
-            await using var command = new NpgsqlCommand($"DROP DATABASE IF EXISTS {_postgresDatabase} WITH (FORCE)", connection);
-            await command.ExecuteNonQueryAsync();
+            await _postgres.DisposeAsync();
         }
         try
         {

@@ -1,13 +1,13 @@
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using DeviceOps.Testing;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
-using Npgsql;
 
 namespace DeviceOps.Tests.Infrastructure;
 
@@ -19,10 +19,10 @@ namespace DeviceOps.Tests.Infrastructure;
 public class DeviceOpsFactory : WebApplicationFactory<Program>, IAsyncLifetime
 {
     public const string BootstrapSecret = "test-bootstrap-secret-0123456789abcdef";
-    public const string PostgresSetting = "DEVICEOPS_TEST_POSTGRES";
+    public const string PostgresSetting = ThrowawayDatabase.ServerSetting;
 
     private readonly string _folder = Directory.CreateTempSubdirectory("deviceops-test-").FullName;
-    private string? _postgresDatabase;
+    private ThrowawayDatabase? _postgres;
 
     public FakeTimeProvider Clock { get; } = new(new DateTimeOffset(2026, 3, 1, 12, 0, 0, TimeSpan.Zero));
 
@@ -54,14 +54,9 @@ public class DeviceOpsFactory : WebApplicationFactory<Program>, IAsyncLifetime
         {
             ConnectionString = other.ConnectionString;
         }
-        else if (Environment.GetEnvironmentVariable(PostgresSetting) is { Length: > 0 } server)
+        else if ((_postgres = await ThrowawayDatabase.CreateAsync("deviceops_test")) is { } database)
         {
-            _postgresDatabase = $"deviceops_test_{Guid.NewGuid():N}";
-            await using var connection = new NpgsqlConnection(server);
-            await connection.OpenAsync();
-            await using var command = new NpgsqlCommand($"CREATE DATABASE {_postgresDatabase}", connection);
-            await command.ExecuteNonQueryAsync();
-            ConnectionString = new NpgsqlConnectionStringBuilder(server) { Database = _postgresDatabase }.ConnectionString;
+            ConnectionString = database.ConnectionString;
         }
         else
         {
@@ -133,13 +128,9 @@ public class DeviceOpsFactory : WebApplicationFactory<Program>, IAsyncLifetime
     {
         await base.DisposeAsync();
         SqliteConnection.ClearAllPools();
-        if (_postgresDatabase is not null)
+        if (_postgres is not null)
         {
-            NpgsqlConnection.ClearAllPools();
-            await using var connection = new NpgsqlConnection(Environment.GetEnvironmentVariable(PostgresSetting));
-            await connection.OpenAsync();
-            await using var command = new NpgsqlCommand($"DROP DATABASE IF EXISTS {_postgresDatabase} WITH (FORCE)", connection);
-            await command.ExecuteNonQueryAsync();
+            await _postgres.DisposeAsync();
         }
         try
         {

@@ -5,7 +5,7 @@ using System.Net.Http.Headers;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.RegularExpressions;
-using Npgsql;
+using DeviceOps.Testing;
 
 namespace DeviceOps.Tests.Infrastructure;
 
@@ -83,7 +83,7 @@ public sealed class ServerHome : IAsyncDisposable
     private readonly List<ServerProcess> _processes = [];
     private readonly StringBuilder _transcript = new();
     private readonly Stopwatch _clock = Stopwatch.StartNew();
-    private string? _postgresDatabase;
+    private ThrowawayDatabase? _postgres;
 
     private ServerHome(PublishedServerFixture server, string folder)
     {
@@ -101,15 +101,8 @@ public sealed class ServerHome : IAsyncDisposable
     public static async Task<ServerHome> CreateAsync(PublishedServerFixture server)
     {
         var home = new ServerHome(server, Directory.CreateTempSubdirectory("deviceops-home-").FullName);
-        if (Environment.GetEnvironmentVariable(DeviceOpsFactory.PostgresSetting) is { Length: > 0 } postgres)
-        {
-            home._postgresDatabase = $"deviceops_published_{Guid.NewGuid():N}";
-            await using var connection = new NpgsqlConnection(postgres);
-            await connection.OpenAsync();
-            await using var command = new NpgsqlCommand($"CREATE DATABASE {home._postgresDatabase}", connection);
-            await command.ExecuteNonQueryAsync();
-            home.Database = new NpgsqlConnectionStringBuilder(postgres) { Database = home._postgresDatabase }.ConnectionString;
-        }
+        home._postgres = await ThrowawayDatabase.CreateAsync("deviceops_published");
+        home.Database = home._postgres?.ConnectionString;
         return home;
     }
 
@@ -210,13 +203,9 @@ public sealed class ServerHome : IAsyncDisposable
             await process.DisposeAsync();
         }
         Note("servers stopped");
-        if (_postgresDatabase is not null)
+        if (_postgres is not null)
         {
-            NpgsqlConnection.ClearAllPools();
-            await using var connection = new NpgsqlConnection(System.Environment.GetEnvironmentVariable(DeviceOpsFactory.PostgresSetting));
-            await connection.OpenAsync();
-            await using var command = new NpgsqlCommand($"DROP DATABASE IF EXISTS {_postgresDatabase} WITH (FORCE)", connection);
-            await command.ExecuteNonQueryAsync();
+            await _postgres.DisposeAsync();
             Note("database dropped");
         }
         Processes.TryDeleteFolder(Folder);
