@@ -71,6 +71,9 @@ public sealed class WebhookTests : IAsyncLifetime, IDisposable
         var tampered = Encoding.UTF8.GetBytes(arrival.Body.ToJsonString().Replace(code, "DEV-OTHER", StringComparison.Ordinal));
         Assert.False(WebhookReceiver.Verify($"t={arrival.Timestamp},v1=00", tampered, receiver.Secret).Valid);
 
+        // The dispatcher records the receiver's answer just after the receiver has seen the request.
+        await WaitForLogAsync(admin, webhook, l => l.Any(d => d!["event_id"]!.GetValue<string>() == arrival.EventId
+            && d["status"]!.GetValue<string>() == "delivered"), "the delivery recorded");
         var log = await DeliveriesAsync(admin, webhook);
         var delivery = ById(log, arrival.EventId);
         Assert.Equal(arrival.DeliveryId, delivery!["id"]!.ToString());
@@ -127,6 +130,7 @@ public sealed class WebhookTests : IAsyncLifetime, IDisposable
 
         Assert.Equal(expected, receiver.Accepted.Select(a => a.EventId));
         Assert.All(receiver.Arrivals, a => Assert.True(a.SignatureValid));
+        await WaitForLogAsync(admin, webhook, l => l.All(d => d!["status"]!.GetValue<string>() == "delivered"), "every answer recorded");
         log = await DeliveriesAsync(admin, webhook);
         Assert.All(log, d => Assert.Equal("delivered", d!["status"]!.GetValue<string>()));
         Assert.Equal(3, Attempts(log, expected[0]));
@@ -158,6 +162,9 @@ public sealed class WebhookTests : IAsyncLifetime, IDisposable
 
         Assert.Equal(healthyEvents, receiver.Accepted.Where(a => a.DeviceId == Code(healthy)).Select(a => a.EventId));
         Assert.All(receiver.Arrivals.Where(a => a.DeviceId == Code(failing)), a => Assert.Equal(failingEvents[0], a.EventId));
+        // The receiver counts a delivery when it answers; the log says so once the dispatcher has recorded that answer.
+        await WaitForLogAsync(admin, webhook, log => healthyEvents.All(id => log.Any(d => d!["event_id"]!.GetValue<string>() == id
+            && d["status"]!.GetValue<string>() == "delivered")), "the healthy device's deliveries recorded as delivered");
         var pending = await DeliveriesAsync(admin, webhook, "pending");
         Assert.Equal(failingEvents.Order(), pending.Select(d => d!["event_id"]!.GetValue<string>()).Order());
 
