@@ -51,7 +51,7 @@ public sealed class TokenAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
     ILoggerFactory logger,
     UrlEncoder encoder,
-    DeviceOpsDb db,
+    SqlStore store,
     TokenCache cache,
     TimeProvider clock,
     IProblemDetailsService problems)
@@ -76,7 +76,7 @@ public sealed class TokenAuthenticationHandler(
         var entry = cache.Find(hash);
         if (entry is not null)
         {
-            switch (await TokenCache.CheckAsync(db, hash, Context.RequestAborted))
+            switch (await TokenCache.CheckAsync(store, hash, Context.RequestAborted))
             {
                 case TokenCache.State.Unknown:
                     cache.Forget(hash);
@@ -88,6 +88,7 @@ public sealed class TokenAuthenticationHandler(
         }
         else
         {
+            var db = Context.RequestServices.GetRequiredService<DeviceOpsDb>();
             var token = await db.Tokens.AsNoTracking().FirstOrDefaultAsync(t => t.SecretHash == hash, Context.RequestAborted);
             if (token is null)
             {

@@ -63,29 +63,16 @@ public sealed class TokenCache
         Unknown,
     }
 
-    /// <summary>One indexed single-row read, on the request's own connection.</summary>
-    public static async Task<State> CheckAsync(DeviceOpsDb db, string hash, CancellationToken cancellationToken)
+    /// <summary>One indexed single-row read.</summary>
+    public static async Task<State> CheckAsync(SqlStore store, string hash, CancellationToken cancellationToken)
     {
-        await db.Database.OpenConnectionAsync(cancellationToken);
-        try
+        await using var session = await store.ReadAsync(cancellationToken);
+        await using var rows = await session.QueryAsync("SELECT revoked_at FROM tokens WHERE secret_hash = $1", [hash], cancellationToken);
+        if (!await rows.Reader.ReadAsync(cancellationToken))
         {
-            await using var command = db.Database.GetDbConnection().CreateCommand();
-            command.CommandText = "SELECT revoked_at FROM tokens WHERE secret_hash = @hash";
-            var parameter = command.CreateParameter();
-            parameter.ParameterName = "@hash";
-            parameter.Value = hash;
-            command.Parameters.Add(parameter);
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            if (!await reader.ReadAsync(cancellationToken))
-            {
-                return State.Unknown;
-            }
-            return await reader.IsDBNullAsync(0, cancellationToken) ? State.Valid : State.Revoked;
+            return State.Unknown;
         }
-        finally
-        {
-            await db.Database.CloseConnectionAsync();
-        }
+        return await rows.Reader.IsDBNullAsync(0, cancellationToken) ? State.Valid : State.Revoked;
     }
 
     public sealed class Entry

@@ -54,20 +54,11 @@ public abstract class DeviceOpsDb(DbContextOptions options) : DbContext(options)
         var events = new List<object?[]>(entries.Count);
         foreach (var e in entries)
         {
-            history.Add([e.Timestamp, e.Device.Id, e.Operation?.Id, e.Action, e.FromStatus, e.ToStatus, e.Changes, e.PerformedBy, e.RequestId, e.Justification]);
-            var v = OutboxEvent.For(e);
-            // PostgreSQL stamps tx itself (the column's default) and has a uuid type; SQLite
-            // keeps tx at 0 and a Guid as EF Core writes it, upper-case text.
-            events.Add(IsPostgres
-                ? [v.EventId, v.Type, v.OccurredAt, e.Device.OrganizationId, e.Device.Id, v.DeviceCode, e.Operation?.Id, v.RequestId, v.PerformedBy, v.Data]
-                : [0L, v.EventId.ToString().ToUpperInvariant(), v.Type, v.OccurredAt, e.Device.OrganizationId, e.Device.Id, v.DeviceCode, e.Operation?.Id, v.RequestId, v.PerformedBy, v.Data]);
+            history.Add(AuditRows.History(e));
+            events.Add(AuditRows.Event(e, IsPostgres));
         }
-        await InsertAsync("history", ["timestamp", "device_id", "operation_id", "action", "from_status", "to_status", "changes", "performed_by", "request_id", "justification"],
-            history, cancellationToken);
-        await InsertAsync("events", IsPostgres
-            ? ["event_id", "type", "occurred_at", "organization_id", "device_id", "device_code", "operation_id", "request_id", "performed_by", "data"]
-            : ["tx", "event_id", "type", "occurred_at", "organization_id", "device_id", "device_code", "operation_id", "request_id", "performed_by", "data"],
-            events, cancellationToken);
+        await InsertAsync("history", AuditRows.HistoryColumns, history, cancellationToken);
+        await InsertAsync("events", AuditRows.EventColumns(IsPostgres), events, cancellationToken);
     }
 
     /// <summary>

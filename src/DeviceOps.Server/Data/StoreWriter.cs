@@ -14,11 +14,18 @@ public abstract class StoreWriter
 {
     public abstract Task<T> WriteAsync<T>(Func<DeviceOpsDb, CancellationToken, Task<(T Result, bool Commit)>> work,
         CancellationToken cancellationToken);
+
+    /// <summary>The same, for a hot path written in plain SQL (<see cref="SqlStore"/>).</summary>
+    public abstract Task<T> WriteSqlAsync<T>(Func<SqlSession, CancellationToken, Task<(T Result, bool Commit)>> work,
+        CancellationToken cancellationToken);
 }
 
 /// <summary>PostgreSQL: one transaction per request; the database's own group commit batches the fsyncs.</summary>
-public sealed class TransactionWriter(DeviceOpsDb db) : StoreWriter
+public sealed class TransactionWriter(DeviceOpsDb db, SqlStore sql) : StoreWriter
 {
+    public override Task<T> WriteSqlAsync<T>(Func<SqlSession, CancellationToken, Task<(T Result, bool Commit)>> work,
+        CancellationToken cancellationToken) => sql.WritePostgresAsync(work, cancellationToken);
+
     public override async Task<T> WriteAsync<T>(Func<DeviceOpsDb, CancellationToken, Task<(T Result, bool Commit)>> work,
         CancellationToken cancellationToken)
     {
@@ -37,6 +44,9 @@ public sealed class GroupCommitWriter(SqliteGroupCommit writer) : StoreWriter
 {
     public override Task<T> WriteAsync<T>(Func<DeviceOpsDb, CancellationToken, Task<(T Result, bool Commit)>> work,
         CancellationToken cancellationToken) => writer.WriteAsync(work, cancellationToken);
+
+    public override Task<T> WriteSqlAsync<T>(Func<SqlSession, CancellationToken, Task<(T Result, bool Commit)>> work,
+        CancellationToken cancellationToken) => writer.WriteSqlAsync(work, cancellationToken);
 }
 
 /// <summary>
@@ -57,8 +67,13 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
     private readonly EventSignal _signal;
     private readonly ILogger<SqliteGroupCommit> _logger;
     private readonly Task _loop;
+    private readonly Task _checkpoints;
+    private readonly Channel<bool> _checkpointDue = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+
+    /// <summary>How often, at most, the log is copied into the database file while writes go on.</summary>
+    private static readonly TimeSpan CheckpointInterval = TimeSpan.FromMilliseconds(250);
     private DbContextOptions<SqliteDeviceOpsDb>? _options;
-    private SqliteConnection? _connection;
+    private SqlSession? _session;
 
     public SqliteGroupCommit(string connectionString, EventSignal signal, ILogger<SqliteGroupCommit> logger)
     {
@@ -66,16 +81,28 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
         _signal = signal;
         _logger = logger;
         _loop = Task.Run(RunAsync);
+        _checkpoints = Task.Run(CheckpointAsync);
     }
 
-    public async Task<T> WriteAsync<T>(Func<DeviceOpsDb, CancellationToken, Task<(T Result, bool Commit)>> work,
-        CancellationToken cancellationToken)
-    {
-        var job = new Job(async db =>
+    public Task<T> WriteAsync<T>(Func<DeviceOpsDb, CancellationToken, Task<(T Result, bool Commit)>> work,
+        CancellationToken cancellationToken) => EnqueueAsync<T>(async session =>
         {
+            await using var db = new SqliteDeviceOpsDb(_options!);
+            await db.Database.UseTransactionAsync(session.Transaction);
             var (result, commit) = await work(db, CancellationToken.None);
             return (result, commit);
         }, cancellationToken);
+
+    public Task<T> WriteSqlAsync<T>(Func<SqlSession, CancellationToken, Task<(T Result, bool Commit)>> work,
+        CancellationToken cancellationToken) => EnqueueAsync<T>(async session =>
+        {
+            var (result, commit) = await work(session, CancellationToken.None);
+            return (result, commit);
+        }, cancellationToken);
+
+    private async Task<T> EnqueueAsync<T>(Func<SqlSession, Task<(object? Result, bool Commit)>> work, CancellationToken cancellationToken)
+    {
+        var job = new Job(work, cancellationToken);
         if (!_queue.Writer.TryWrite(job))
         {
             throw new InvalidOperationException("The store is shutting down.");
@@ -112,37 +139,36 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
         var done = new List<(Job Job, object? Result)>(group.Count);
         try
         {
-            var connection = await OpenAsync();
-            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync();
+            var session = await OpenAsync();
+            await using var transaction = (SqliteTransaction)await session.Connection.BeginTransactionAsync();
+            session.Transaction = transaction;
             foreach (var job in group)
             {
-                transaction.Save("request");
+                // Prepared once on the writer's connection (SqliteTransaction.Save prepares anew each time).
+                session.Command("SAVEPOINT request").ExecuteNonQuery();
                 try
                 {
-                    await using var db = new SqliteDeviceOpsDb(_options!);
-                    await db.Database.UseTransactionAsync(transaction);
-                    var (result, commit) = await job.Work(db);
+                    var (result, commit) = await job.Work(session);
                     if (commit)
                     {
-                        transaction.Release("request");
+                        session.Command("RELEASE request").ExecuteNonQuery();
                         done.Add((job, result));
                     }
                     else
                     {
-                        transaction.Rollback("request");
-                        transaction.Release("request");
+                        RollBackRequest(session);
                         // Nothing of it is in the transaction: it may be answered now.
                         job.Completion.TrySetResult(result);
                     }
                 }
                 catch (Exception ex)
                 {
-                    transaction.Rollback("request");
-                    transaction.Release("request");
+                    RollBackRequest(session);
                     job.Completion.TrySetException(ex);
                 }
             }
             await transaction.CommitAsync();
+            session.Transaction = null;
         }
         catch (Exception ex)
         {
@@ -165,14 +191,62 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
         if (done.Count > 0)
         {
             _signal.Pulse();
+            _checkpointDue.Writer.TryWrite(true);
         }
     }
 
-    private async Task<SqliteConnection> OpenAsync()
+    private static void RollBackRequest(SqlSession session)
     {
-        if (_connection is not null)
+        session.Command("ROLLBACK TO request").ExecuteNonQuery();
+        session.Command("RELEASE request").ExecuteNonQuery();
+    }
+
+    /// <summary>
+    /// Copies committed pages from the write-ahead log into the database file, on a connection of
+    /// its own, beside the writer. SQLite's automatic checkpoint would run inside the writer's
+    /// commit, holding every request of the next group while it writes and syncs the database file.
+    /// </summary>
+    private async Task CheckpointAsync()
+    {
+        SqliteConnection? connection = null;
+        try
         {
-            return _connection;
+            while (await _checkpointDue.Reader.WaitToReadAsync())
+            {
+                _checkpointDue.Reader.TryRead(out _);
+                try
+                {
+                    if (connection is null)
+                    {
+                        connection = new SqliteConnection(_connectionString);
+                        await connection.OpenAsync();
+                    }
+                    await using var command = connection.CreateCommand();
+                    command.CommandText = "PRAGMA wal_checkpoint(PASSIVE);";
+                    await command.ExecuteNonQueryAsync();
+                }
+                catch (SqliteException ex)
+                {
+                    _logger.LogWarning(ex, "A checkpoint of the write-ahead log failed; the next commit retries it.");
+                }
+                // Pages written again meanwhile are then copied once, not once per commit.
+                await Task.Delay(CheckpointInterval);
+            }
+        }
+        finally
+        {
+            if (connection is not null)
+            {
+                await connection.DisposeAsync();
+            }
+        }
+    }
+
+    private async Task<SqlSession> OpenAsync()
+    {
+        if (_session is not null)
+        {
+            return _session;
         }
         var connection = new SqliteConnection(_connectionString);
         await connection.OpenAsync();
@@ -180,19 +254,20 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
         {
             // The writer touches index pages all over a large store; SQLite's default 2 MiB page
             // cache makes a big batch re-read them from disk again and again.
-            pragma.CommandText = "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;";
+            // Checkpoints run beside the writer (CheckpointAsync), not inside its commits.
+            pragma.CommandText = "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=0;";
             await pragma.ExecuteNonQueryAsync();
         }
         _options = new DbContextOptionsBuilder<SqliteDeviceOpsDb>().UseSqlite(connection).Options;
-        return _connection = connection;
+        return _session = new SqlSession(connection, isPostgres: false, owner: null);
     }
 
     private async Task ResetAsync()
     {
-        if (_connection is not null)
+        if (_session is not null)
         {
-            await _connection.DisposeAsync();
-            _connection = null;
+            await _session.CloseAsync();
+            _session = null;
         }
     }
 
@@ -200,10 +275,12 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
     {
         _queue.Writer.TryComplete();
         await _loop;
+        _checkpointDue.Writer.TryComplete();
+        await _checkpoints;
         await ResetAsync();
     }
 
-    private sealed record Job(Func<DeviceOpsDb, Task<(object? Result, bool Commit)>> Work, CancellationToken Cancellation)
+    private sealed record Job(Func<SqlSession, Task<(object? Result, bool Commit)>> Work, CancellationToken Cancellation)
     {
         public TaskCompletionSource<object?> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }

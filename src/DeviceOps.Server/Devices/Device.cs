@@ -43,6 +43,30 @@ public sealed class Device
     /// <summary>Incremented by every change; the device's ETag.</summary>
     public int Version { get; private set; }
 
+    /// <summary>A device as the store holds it, read by a hot path without EF Core.</summary>
+    internal static Device Restore(int id, string code, string name, string serial, string type, Organization organization,
+        string status, string? location, string? assignedUser, string configuration, string? maintenanceNotes,
+        DateTime? nextMaintenance, DateTime createdAt, DateTime lastUpdated, string updatedBy, int version) => new()
+        {
+            Id = id,
+            DeviceCode = code,
+            Name = name,
+            SerialNumber = serial,
+            DeviceType = type,
+            OrganizationId = organization.Id,
+            Organization = organization,
+            Status = status,
+            Location = location,
+            AssignedUser = assignedUser,
+            Configuration = configuration,
+            MaintenanceNotes = maintenanceNotes,
+            NextMaintenance = nextMaintenance,
+            CreatedAt = createdAt,
+            LastUpdated = lastUpdated,
+            UpdatedBy = updatedBy,
+            Version = version,
+        };
+
     /// <summary>Registers a device and writes its <c>created</c> history entry.</summary>
     public static Device Register(string code, string name, string serial, string type, Organization organization,
         string status, ChangeContext change)
@@ -228,12 +252,6 @@ public sealed class Device
     }
 
     public JsonObject ConfigurationObject() => JsonNode.Parse(Configuration)?.AsObject() ?? [];
-
-    public JsonElement ConfigurationElement()
-    {
-        using var document = JsonDocument.Parse(Configuration);
-        return document.RootElement.Clone();
-    }
 
     private static JsonObject Diff(JsonNode? from, JsonNode? to) => new() { ["from"] = from, ["to"] = to };
 

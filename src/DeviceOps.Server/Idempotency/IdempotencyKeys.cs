@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
@@ -100,14 +101,11 @@ public static class IdempotencyKeys
     public static async Task RecordAsync<T>(HttpContext context, DeviceOpsDb db, int statusCode, T response, string? location,
         TimeProvider clock, CancellationToken cancellationToken)
     {
-        if (context.Features.Get<IdempotencyRequest>() is not { } idempotent)
+        if (ToRecord(context, statusCode, response, location, clock) is not { } record)
         {
             return;
         }
-        var options = context.RequestServices.GetRequiredService<IOptions<JsonOptions>>().Value.SerializerOptions;
-        var body = response is null ? "" : JsonSerializer.Serialize(response, options);
-        db.Add(new IdempotencyRecord(idempotent.TokenId, idempotent.Key, idempotent.RequestHash, statusCode, body, location,
-            context.Response.Headers.ETag.ToString() is { Length: > 0 } etag ? etag : null, Rfc3339.Now(clock)));
+        db.Add(record);
         try
         {
             await db.SaveChangesAsync(cancellationToken);
@@ -116,6 +114,47 @@ public static class IdempotencyKeys
         {
             throw new IdempotencyRaceException(ex);
         }
+    }
+
+    /// <summary>The same, for a handler written in plain SQL.</summary>
+    public static async Task RecordAsync<T>(HttpContext context, SqlSession session, int statusCode, T response, string? location,
+        TimeProvider clock, CancellationToken cancellationToken)
+    {
+        if (ToRecord(context, statusCode, response, location, clock) is not { } r)
+        {
+            return;
+        }
+        try
+        {
+            await session.QueueAsync(InsertSql, [r.TokenId, r.Key, r.RequestHash, r.StatusCode, r.Body, r.Location, r.ETag, r.CreatedAt], cancellationToken);
+            await session.FlushAsync(cancellationToken);
+        }
+        catch (DbException ex) when (IsUniqueViolation(ex))
+        {
+            throw new IdempotencyRaceException(ex);
+        }
+    }
+
+    private const string InsertSql =
+        "INSERT INTO idempotency_records (token_id, key, request_hash, status_code, body, location, e_tag, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+    private static bool IsUniqueViolation(DbException ex) => ex switch
+    {
+        Npgsql.PostgresException pg => pg.SqlState == Npgsql.PostgresErrorCodes.UniqueViolation,
+        Microsoft.Data.Sqlite.SqliteException sqlite => sqlite.SqliteErrorCode == 19, // SQLITE_CONSTRAINT
+        _ => false,
+    };
+
+    private static IdempotencyRecord? ToRecord<T>(HttpContext context, int statusCode, T response, string? location, TimeProvider clock)
+    {
+        if (context.Features.Get<IdempotencyRequest>() is not { } idempotent)
+        {
+            return null;
+        }
+        var options = context.RequestServices.GetRequiredService<IOptions<JsonOptions>>().Value.SerializerOptions;
+        var body = response is null ? "" : JsonSerializer.Serialize(response, options);
+        return new IdempotencyRecord(idempotent.TokenId, idempotent.Key, idempotent.RequestHash, statusCode, body, location,
+            context.Response.Headers.ETag.ToString() is { Length: > 0 } etag ? etag : null, Rfc3339.Now(clock));
     }
 
     private static async Task<bool> ReplayAsync(HttpContext context, int tokenId, string key, string hash)

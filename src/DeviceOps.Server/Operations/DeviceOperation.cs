@@ -34,6 +34,27 @@ public sealed class DeviceOperation
     /// <summary>Incremented by every change of the operation's own fields; part of its ETag.</summary>
     public int Version { get; private set; }
 
+    /// <summary>An operation as the store holds it, read by a hot path without EF Core.</summary>
+    internal static DeviceOperation Restore(int id, Device device, string type, string status, string? operatorId,
+        string? description, string? notes, DateTime? startedAt, DateTime? completedAt, DateTime createdAt,
+        DateTime updatedAt, string createdBy, int version) => new()
+        {
+            Id = id,
+            DeviceId = device.Id,
+            Device = device,
+            OperationType = type,
+            Status = status,
+            OperatorId = operatorId,
+            Description = description,
+            Notes = notes,
+            StartedAt = startedAt,
+            CompletedAt = completedAt,
+            CreatedAt = createdAt,
+            UpdatedAt = updatedAt,
+            CreatedBy = createdBy,
+            Version = version,
+        };
+
     /// <summary>Opens an operation on a device and writes its <c>operation_created</c> entry.</summary>
     public static DeviceOperation Open(Device device, string type, string status, ChangeContext change)
     {

@@ -81,14 +81,16 @@ public static class OperationsApi
     }
 
     public static async Task<Results<Ok<OperationResponse>, NotFoundProblem>> Get(
-        int id, HttpContext http, DeviceOpsDb db, CancellationToken cancellationToken)
+        int id, HttpContext http, SqlStore store, CancellationToken cancellationToken)
     {
-        var operation = await Visible(db.Operations.AsNoTracking(), http.Caller()).FirstOrDefaultAsync(o => o.Id == id, cancellationToken);
+        await using var session = await store.ReadAsync(cancellationToken);
+        var (operation, history) = await OperationRows.ReadAsync(session, id, http.Caller(), cancellationToken);
         if (operation is null)
         {
             return Problems.NotFoundResult($"Operation {id}");
         }
-        return TypedResults.Ok(await RespondAsync(http, db, operation, cancellationToken));
+        http.Response.Headers.ETag = operation.ETag();
+        return TypedResults.Ok(operation.ToResponse(history));
     }
 
     public static async Task<Results<Created<OperationResponse>, Created<BatchResponse<OperationResponse>>, BodyProblem, ValidationFailed, ConflictProblem, ProblemResult>> Create(
@@ -173,17 +175,9 @@ public static class OperationsApi
         }
 
         var caller = http.Caller();
-        return await writer.WriteAsync<Results<Ok<OperationResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>>(async (db, token) =>
+        return await writer.WriteSqlAsync<Results<Ok<OperationResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>>(async (session, token) =>
         {
-            // Lock the device before reading the operation: every write of an operation or its
-            // device takes this lock first, so concurrent requests apply one after the other.
-            var deviceId = await db.Operations.Where(o => o.Id == id).Select(o => (int?)o.DeviceId).FirstOrDefaultAsync(token);
-            if (deviceId is not null)
-            {
-                await db.LockDeviceAsync(deviceId.Value, token);
-            }
-            var operation = deviceId is null ? null
-                : await Visible(db.Operations, caller).FirstOrDefaultAsync(o => o.Id == id, token);
+            var operation = await OperationRows.LoadForWriteAsync(session, id, caller, token);
             if (operation is null)
             {
                 return (Problems.NotFoundResult($"Operation {id}"), false);
@@ -192,6 +186,7 @@ public static class OperationsApi
             {
                 return (Problems.PreconditionFailedResult(), false);
             }
+            var (operationVersion, deviceVersion) = (operation.Version, operation.Device.Version);
             var change = NewChange(http, clock, input.Justification);
             OperationWrites.Update(operation, input, change);
             if (change.Errors.Any)
@@ -203,10 +198,10 @@ public static class OperationsApi
                 return (Transitions.ConflictResult(conflict), false);
             }
 
-            db.Record(change.Entries);
-            await db.SaveChangesAsync(token);
-            var response = await RespondAsync(http, db, operation, token);
-            await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status200OK, response, null, clock, token);
+            var history = await OperationRows.SaveAsync(session, operation, operationVersion, deviceVersion, change.Entries, token);
+            http.Response.Headers.ETag = operation.ETag();
+            var response = operation.ToResponse(history);
+            await IdempotencyKeys.RecordAsync(http, session, StatusCodes.Status200OK, response, null, clock, token);
             return (TypedResults.Ok(response), true);
         }, cancellationToken);
     }

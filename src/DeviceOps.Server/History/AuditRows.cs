@@ -1,0 +1,51 @@
+using DeviceOps.Data;
+using DeviceOps.Events;
+
+namespace DeviceOps.History;
+
+/// <summary>
+/// A change's history entries and their outbox events as plain rows, for the paths that write
+/// them without EF Core's change tracker: large batches and the single-operation hot path.
+/// </summary>
+public static class AuditRows
+{
+    public static readonly string[] HistoryColumns =
+        ["timestamp", "device_id", "operation_id", "action", "from_status", "to_status", "changes", "performed_by", "request_id", "justification"];
+
+    /// <summary>PostgreSQL stamps <c>tx</c> itself (the column's default); SQLite keeps it at 0.</summary>
+    public static string[] EventColumns(bool postgres) => postgres ? PostgresEventColumns : SqliteEventColumns;
+
+    private static readonly string[] PostgresEventColumns =
+        ["event_id", "type", "occurred_at", "organization_id", "device_id", "device_code", "operation_id", "request_id", "performed_by", "data"];
+
+    private static readonly string[] SqliteEventColumns = ["tx", .. PostgresEventColumns];
+
+    public static object?[] History(HistoryEntry e) =>
+        [e.Timestamp, e.Device.Id, e.Operation?.Id, e.Action, e.FromStatus, e.ToStatus, e.Changes, e.PerformedBy, e.RequestId, e.Justification];
+
+    /// <summary>The entry's outbox event; a Guid as EF Core writes it on SQLite (upper-case text), a uuid on PostgreSQL.</summary>
+    public static object?[] Event(HistoryEntry e, bool postgres)
+    {
+        var v = OutboxEvent.For(e);
+        return postgres
+            ? [v.EventId, v.Type, v.OccurredAt, e.Device.OrganizationId, e.Device.Id, v.DeviceCode, e.Operation?.Id, v.RequestId, v.PerformedBy, v.Data]
+            : [0L, v.EventId.ToString().ToUpperInvariant(), v.Type, v.OccurredAt, e.Device.OrganizationId, e.Device.Id, v.DeviceCode, e.Operation?.Id, v.RequestId, v.PerformedBy, v.Data];
+    }
+
+    private static readonly string InsertHistorySql = Insert("history", HistoryColumns);
+    private static readonly string InsertPostgresEventSql = Insert("events", PostgresEventColumns);
+    private static readonly string InsertSqliteEventSql = Insert("events", SqliteEventColumns);
+
+    /// <summary>Queues the entries and their events in the session's transaction (<see cref="SqlSession.Queue"/>).</summary>
+    public static async Task QueueAsync(SqlSession session, IReadOnlyList<HistoryEntry> entries, CancellationToken cancellationToken)
+    {
+        foreach (var entry in entries)
+        {
+            await session.QueueAsync(InsertHistorySql, History(entry), cancellationToken);
+            await session.QueueAsync(session.IsPostgres ? InsertPostgresEventSql : InsertSqliteEventSql, Event(entry, session.IsPostgres), cancellationToken);
+        }
+    }
+
+    private static string Insert(string table, string[] columns) =>
+        $"INSERT INTO {table} ({string.Join(", ", columns)}) VALUES ({string.Join(", ", columns.Select((_, i) => $"${i + 1}"))})";
+}
