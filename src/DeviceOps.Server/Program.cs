@@ -13,7 +13,11 @@ using DeviceOps.Webhooks;
 using Prometheus;
 
 var tokenCommand = args.FirstOrDefault() == "token";
-var builder = WebApplication.CreateBuilder(tokenCommand ? [] : [.. args.Where(a => a != "--demo")]);
+// Settings are read once, at start: reloading them on change watches the content root, where the
+// embedded store lives, and every write to its log woke that watcher (a PUT benchmark's profile:
+// some 4 % of the server's CPU). An argument given by the user still wins, being later.
+string[] hostArgs = ["--hostBuilder:reloadConfigOnChange=false", .. tokenCommand ? [] : args.Where(a => a != "--demo")];
+var builder = WebApplication.CreateBuilder(hostArgs);
 if (tokenCommand)
 {
     // The command's stdout is its result (`token create` prints the secret on the first line, for

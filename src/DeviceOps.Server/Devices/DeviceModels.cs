@@ -68,7 +68,7 @@ public sealed record DeviceResponse(
     string OperationalStatus,
     string? Location,
     string? AssignedUser,
-    JsonElement Configuration,
+    StoredJson Configuration,
     string? MaintenanceNotes,
     DateTime? NextMaintenance,
     DateTime CreatedAt,
@@ -86,7 +86,7 @@ public static class DeviceMapping
 {
     public static DeviceResponse ToResponse(this Device device, IReadOnlyList<HistoryEntryResponse>? history) =>
         new(device.Id, device.DeviceCode, device.Name, device.SerialNumber, device.DeviceType, device.Organization.Name,
-            device.Status, device.Location, device.AssignedUser, device.ConfigurationElement(), device.MaintenanceNotes,
+            device.Status, device.Location, device.AssignedUser, new StoredJson(device.Configuration), device.MaintenanceNotes,
             device.NextMaintenance, device.CreatedAt, device.LastUpdated, device.UpdatedBy, history);
 
     public static string ETag(this Device device) => $"\"{device.Version}\"";

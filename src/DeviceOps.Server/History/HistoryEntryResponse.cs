@@ -1,4 +1,4 @@
-using System.Text.Json;
+using DeviceOps.Http;
 
 namespace DeviceOps.History;
 
@@ -11,7 +11,7 @@ public sealed record HistoryEntryResponse(
     string PerformedBy,
     string DeviceId,
     int? OperationId,
-    JsonElement Changes,
+    StoredJson Changes,
     string RequestId,
     string? Justification);
 
@@ -22,8 +22,7 @@ public static class HistoryMapping
 
     public static HistoryEntryResponse ToResponse(this HistoryEntry entry, string deviceCode)
     {
-        using var changes = JsonDocument.Parse(entry.Changes);
         return new(entry.Id, entry.Timestamp, entry.Action, entry.FromStatus, entry.ToStatus, entry.PerformedBy,
-            deviceCode, entry.OperationId, changes.RootElement.Clone(), entry.RequestId, entry.Justification);
+            deviceCode, entry.OperationId, new StoredJson(entry.Changes), entry.RequestId, entry.Justification);
     }
 }

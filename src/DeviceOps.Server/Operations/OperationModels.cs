@@ -93,7 +93,7 @@ public sealed record OperationResponse(
     string? Location,
     string? AssignedUser,
     string Organization,
-    JsonElement Configuration,
+    StoredJson Configuration,
     string? MaintenanceNotes,
     DateTime? NextMaintenance,
     DateTime LastUpdated,
@@ -109,7 +109,7 @@ public static class OperationMapping
         return new(operation.Id, operation.OperationType, operation.Status, device.DeviceCode, operation.OperatorId,
             operation.Description, operation.StartedAt, operation.CompletedAt, operation.Notes, operation.CreatedAt,
             operation.UpdatedAt, device.Name, device.SerialNumber, device.DeviceType, device.Status, device.Location,
-            device.AssignedUser, device.Organization.Name, device.ConfigurationElement(), device.MaintenanceNotes,
+            device.AssignedUser, device.Organization.Name, new StoredJson(device.Configuration), device.MaintenanceNotes,
             device.NextMaintenance, device.LastUpdated, device.UpdatedBy, history);
     }
 

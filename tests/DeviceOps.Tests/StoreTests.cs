@@ -1,0 +1,102 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using DeviceOps.Data;
+using DeviceOps.Http;
+using DeviceOps.Tests.Infrastructure;
+using Microsoft.Data.Sqlite;
+
+namespace DeviceOps.Tests;
+
+/// <summary>What the plain-SQL hot paths rely on: the stored formats, read and written exactly, and the log checkpoints.</summary>
+public sealed class StoreTests(DeviceOpsFactory factory) : IClassFixture<DeviceOpsFactory>
+{
+    public static TheoryData<string> Times() =>
+    [
+        "2026-03-01 12:00:00",
+        "2026-03-01 12:00:00.5",
+        "2024-02-29 23:59:59.9999999",
+        "0001-01-01 00:00:00",
+        "9999-12-31 23:59:59.1234567",
+        "2026-11-26 09:05:07.000123",
+    ];
+
+    [Theory]
+    [MemberData(nameof(Times))]
+    public void StoredTimesReadBackAsTheGeneralParserReadsThem(string stored)
+    {
+        var expected = DateTime.SpecifyKind(DateTime.Parse(stored, CultureInfo.InvariantCulture), DateTimeKind.Utc);
+
+        var parsed = SqlRows.ParseStored(stored);
+
+        Assert.Equal(expected, parsed);
+        Assert.Equal(DateTimeKind.Utc, parsed!.Value.Kind);
+    }
+
+    [Theory]
+    [InlineData("2026-03-01T12:00:00")]
+    [InlineData("2026-03-01 12:00:00Z")]
+    [InlineData("2026-13-01 12:00:00")]
+    [InlineData("2026-02-30 12:00:00")]
+    [InlineData("2026-03-01 12:00:00.")]
+    [InlineData("2026-03-01 12:00:00.12345678")]
+    [InlineData("2026-03-01 24:00:00")]
+    public void TextInAnotherShapeIsLeftToTheGeneralParser(string stored) => Assert.Null(SqlRows.ParseStored(stored));
+
+    [Theory]
+    [MemberData(nameof(Times))]
+    public void ResponseTimestampsAreWrittenAsTheFormatSaysWithMicroseconds(string stored)
+    {
+        var value = Rfc3339.Truncate(DateTime.SpecifyKind(DateTime.Parse(stored, CultureInfo.InvariantCulture), DateTimeKind.Utc));
+        Span<byte> buffer = stackalloc byte[32];
+
+        var written = System.Text.Encoding.UTF8.GetString(buffer[..Rfc3339.Write(value, buffer)]);
+
+        Assert.Equal(Rfc3339.ToText(value), written);
+    }
+
+    [Fact]
+    public async Task TheDatabaseFileCatchesUpWithItsLogWithinSecondsOfAWrite()
+    {
+        if (DeviceOpsFactory.OnPostgres)
+        {
+            return;   // SQLite's write-ahead log only
+        }
+        using var admin = factory.Admin();
+        var (device, operation) = await Seeder.DeviceWithOperationAsync(admin);
+        var location = $"Checkpointed {Guid.NewGuid():N}";
+        var response = await admin.PatchJsonAsync($"{Api.Operations}{operation["id"]}/", new JsonObject { ["location"] = location });
+        response.EnsureSuccessStatusCode();
+
+        // The writer leaves checkpoints to a connection beside it; the database file alone (a
+        // copy without the log) must show the write once that has run.
+        var file = new SqliteConnectionStringBuilder(factory.ConnectionString).DataSource;
+        var copy = Path.Combine(Path.GetTempPath(), $"deviceops-checkpoint-{Guid.NewGuid():N}.db");
+        try
+        {
+            string? seen = null;
+            for (var attempt = 0; attempt < 50 && seen != location; attempt++)
+            {
+                await Task.Delay(100);
+                File.Copy(file, copy, overwrite: true);
+                try
+                {
+                    await using var connection = new SqliteConnection($"Data Source={copy};Pooling=False");
+                    await connection.OpenAsync();
+                    await using var command = connection.CreateCommand();
+                    command.CommandText = "SELECT location FROM devices WHERE device_code = $code";
+                    command.Parameters.AddWithValue("$code", device["device_id"]!.GetValue<string>());
+                    seen = await command.ExecuteScalarAsync() as string;
+                }
+                catch (SqliteException)
+                {
+                    // Copied in the middle of a checkpoint: look again.
+                }
+            }
+            Assert.Equal(location, seen);
+        }
+        finally
+        {
+            File.Delete(copy);
+        }
+    }
+}
