@@ -15,6 +15,9 @@ public static class StoreExtensions
     /// <summary>Contexts kept for reuse: more than the requests a small instance serves at once, far fewer than EF Core's default 1,024.</summary>
     private const int ContextPoolSize = 128;
 
+    /// <summary>Bytes SQLite may hold in this process before it recycles cached pages instead of allocating.</summary>
+    internal const long SqliteHeapLimit = 16L * 1024 * 1024;
+
     /// <summary>
     /// Chooses the store from <c>DEVICEOPS_DATABASE</c>: nothing means the embedded SQLite file
     /// <c>./data/deviceops.db</c>; a PostgreSQL connection string or <c>postgres://</c> URL means
@@ -66,6 +69,14 @@ public static class StoreExtensions
         {
             // WAL lets readers go on while one writer commits; the mode is stored in the file.
             await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", cancellationToken);
+            // One budget for SQLite's memory in the whole process (the setting is global, not the
+            // connection's): every pooled reader keeps a page cache of up to 2 MiB and the writer
+            // up to 64 MiB; in bench/rss.sh the C allocator then held about 60 MB on SQLite
+            // against 20 MB on PostgreSQL. Near the limit SQLite reuses its cached pages instead
+            // of allocating more (the OS still caches the file), so this also caps the writer's
+            // cache: the benchmark's 10,000-item batch took 1.2-1.5 s with it on a busy machine
+            // (1.0-1.4 s without); the large store was not re-measured.
+            await db.Database.ExecuteSqlRawAsync($"PRAGMA soft_heap_limit={SqliteHeapLimit};", cancellationToken);
         }
     }
 
