@@ -52,12 +52,24 @@ public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFact
     public const string DeliveryHeader = "X-DeviceOps-Delivery";
     private const int FanOutBatch = 500;
     private static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(1);
+
+    /// <summary>Milliseconds between the starts of two rounds, at least.</summary>
+    private const long MinRoundInterval = 10;
     private readonly string _instance = Guid.NewGuid().ToString("N")[..12];
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        var lastRound = Environment.TickCount64 - MinRoundInterval;
         while (!stoppingToken.IsCancellationRequested)
         {
+            // Under a write load every commit pulses: rounds start at most every few milliseconds,
+            // each taking all that came meanwhile, rather than two queries per commit.
+            var since = Environment.TickCount64 - lastRound;
+            if (since < MinRoundInterval)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(MinRoundInterval - since), stoppingToken);
+            }
+            lastRound = Environment.TickCount64;
             // Taken before the round, so a commit during it is not missed.
             var pulse = signal.Next();
             var busy = false;
@@ -93,17 +105,22 @@ public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFact
             var (peek, _, _) = await EventReader.ReadAsync(db, new EventCursor(webhook.CursorTx, webhook.CursorId), 1, cancellationToken);
             if (peek.Count > 0)
             {
-                busy |= await FanOutAsync(db, webhook.Id, cancellationToken);
+                busy |= await FanOutAsync(scope.ServiceProvider.GetRequiredService<StoreWriter>(), webhook.Id, cancellationToken);
             }
         }
         return busy;
     }
 
+    /// <summary>
+    /// Through the store's writer, like every request's write: on SQLite the one group-commit
+    /// writer, so a fan-out never holds the write lock while requests wait for it.
+    /// </summary>
+    private Task<bool> FanOutAsync(StoreWriter writer, int webhookId, CancellationToken cancellationToken) =>
+        writer.WriteAsync<bool>(async (db, token) => (await FanOutAsync(db, webhookId, token), true), cancellationToken);
+
     private async Task<bool> FanOutAsync(DeviceOpsDb db, int webhookId, CancellationToken cancellationToken)
     {
         db.ChangeTracker.Clear();
-        // On SQLite the transaction takes the write lock (BEGIN IMMEDIATE), serialising fan-outs.
-        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
         var webhook = db.IsPostgres
             // Another instance fanning this webhook out holds the row: skip it rather than wait.
             ? await db.Webhooks.FromSql($"SELECT * FROM webhooks WHERE id = {webhookId} AND active FOR UPDATE SKIP LOCKED")
@@ -126,7 +143,6 @@ public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFact
         }
         webhook.Advance(cursor);
         await db.SaveChangesAsync(cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
         return true;
     }
 
@@ -150,8 +166,10 @@ public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFact
         // database lets only the first one set the lease.
         var owner = $"{_instance}-{Guid.NewGuid():N}";
         var leaseUntil = Rfc3339.Truncate(now + TimeSpan.FromSeconds(settings.TimeoutSeconds) + TimeSpan.FromMinutes(1));
-        await Heads(db, now).Where(d => candidates.Contains(d.Id))
-            .ExecuteUpdateAsync(s => s.SetProperty(d => d.LeaseUntil, leaseUntil).SetProperty(d => d.LeaseOwner, owner), cancellationToken);
+        var writer = scope.ServiceProvider.GetRequiredService<StoreWriter>();
+        await writer.WriteAsync<int>(async (wdb, token) => (await Heads(wdb, now).Where(d => candidates.Contains(d.Id))
+            .ExecuteUpdateAsync(s => s.SetProperty(d => d.LeaseUntil, leaseUntil).SetProperty(d => d.LeaseOwner, owner), token), true),
+            cancellationToken);
         var claimed = await db.Deliveries.AsNoTracking()
             .Include(d => d.Webhook).Include(d => d.OutboxEvent)
             .Where(d => d.LeaseOwner == owner)
@@ -161,14 +179,20 @@ public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFact
             return false;
         }
         var results = await Task.WhenAll(claimed.Select(d => SendAsync(d, settings, cancellationToken)));
-        // One transaction records the whole round: on SQLite every write transaction waits its
-        // turn for the one write lock, behind the requests' group commits.
-        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
-        foreach (var (delivery, statusCode, error) in results)
+        // One write records the whole round, in the writer's queue with the requests' writes.
+        await writer.WriteAsync<bool>(async (wdb, token) =>
         {
-            await RecordAsync(db, delivery, owner, statusCode, error, settings, cancellationToken);
-        }
-        await transaction.CommitAsync(cancellationToken);
+            // Most of a round is delivered: one statement per status code records them all.
+            foreach (var answered in results.Where(r => r.Error is null).GroupBy(r => r.StatusCode))
+            {
+                await RecordDeliveredAsync(wdb, [.. answered.Select(r => r.Delivery.Id)], owner, answered.Key, token);
+            }
+            foreach (var (delivery, statusCode, error) in results.Where(r => r.Error is not null))
+            {
+                await RecordFailedAsync(wdb, delivery, owner, statusCode, error!, settings, token);
+            }
+            return (true, true);
+        }, cancellationToken);
         return true;
     }
 
@@ -216,26 +240,27 @@ public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFact
         return (delivery, statusCode, error);
     }
 
-    private async Task RecordAsync(DeviceOpsDb db, WebhookDelivery delivery, string owner, int? statusCode, string? error,
+    /// <summary>Only while we still hold the lease: a redelivery or deletion meanwhile wins.</summary>
+    private Task<int> RecordDeliveredAsync(DeviceOpsDb db, long[] ids, string owner, int? statusCode, CancellationToken cancellationToken)
+    {
+        var now = Rfc3339.Now(clock);
+        return db.Deliveries.Where(d => ids.Contains(d.Id) && d.LeaseOwner == owner).ExecuteUpdateAsync(s => s
+            .SetProperty(d => d.Status, DeliveryStatus.Delivered)
+            .SetProperty(d => d.Attempts, d => d.Attempts + 1)
+            .SetProperty(d => d.LastStatusCode, statusCode)
+            .SetProperty(d => d.LastError, (string?)null)
+            .SetProperty(d => d.LastAttemptAt, now)
+            .SetProperty(d => d.DeliveredAt, now)
+            .SetProperty(d => d.LeaseUntil, (DateTime?)null)
+            .SetProperty(d => d.LeaseOwner, (string?)null), cancellationToken);
+    }
+
+    private async Task RecordFailedAsync(DeviceOpsDb db, WebhookDelivery delivery, string owner, int? statusCode, string error,
         WebhookOptions settings, CancellationToken cancellationToken)
     {
         var now = Rfc3339.Now(clock);
         var attempts = delivery.Attempts + 1;
-        // Only while we still hold the lease: a redelivery or deletion meanwhile wins.
         var mine = db.Deliveries.Where(d => d.Id == delivery.Id && d.LeaseOwner == owner);
-        if (error is null)
-        {
-            await mine.ExecuteUpdateAsync(s => s
-                .SetProperty(d => d.Status, DeliveryStatus.Delivered)
-                .SetProperty(d => d.Attempts, attempts)
-                .SetProperty(d => d.LastStatusCode, statusCode)
-                .SetProperty(d => d.LastError, (string?)null)
-                .SetProperty(d => d.LastAttemptAt, now)
-                .SetProperty(d => d.DeliveredAt, now)
-                .SetProperty(d => d.LeaseUntil, (DateTime?)null)
-                .SetProperty(d => d.LeaseOwner, (string?)null), cancellationToken);
-            return;
-        }
         var dead = attempts >= settings.MaxAttempts;
         var next = dead ? now : Rfc3339.Truncate(now + settings.DelayAfter(attempts, 0.8 + (Random.Shared.NextDouble() * 0.4)));
         error = error.Length > 500 ? error[..500] : error;
