@@ -66,7 +66,7 @@ public abstract class DeviceOpsDb(DbContextOptions options) : DbContext(options)
     /// prepared single-row INSERT in microseconds; PostgreSQL gets the rows 500 to a statement,
     /// so they do not cost a round trip each.
     /// </summary>
-    private async Task InsertAsync(string table, string[] columns, List<object?[]> rows, CancellationToken cancellationToken)
+    internal async Task InsertAsync(string table, string[] columns, List<object?[]> rows, CancellationToken cancellationToken)
     {
         var perStatement = IsPostgres ? 500 : 1;
         var connection = Database.GetDbConnection();

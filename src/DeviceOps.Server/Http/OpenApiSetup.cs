@@ -48,6 +48,9 @@ public static class OpenApiSetup
     public static IServiceCollection AddDeviceOpsOpenApi(this IServiceCollection services) =>
         services.AddOpenApi(options =>
         {
+            // Stored JSON (history changes, a configuration) is any JSON value: said inline, not
+            // as a component named after our serialization type.
+            options.CreateSchemaReferenceId = type => type.Type == typeof(StoredJson) ? null : Microsoft.AspNetCore.OpenApi.OpenApiOptions.CreateDefaultSchemaReferenceId(type);
             options.AddDocumentTransformer((document, _, _) =>
             {
                 document.Info = new OpenApiInfo

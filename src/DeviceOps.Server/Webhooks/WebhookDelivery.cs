@@ -49,17 +49,13 @@ public sealed class WebhookDelivery
 
     public string? LeaseOwner { get; private set; }
 
-    public static WebhookDelivery For(int webhookId, OutboxEvent e, DateTime now) => new()
-    {
-        WebhookId = webhookId,
-        OutboxEventId = e.Id,
-        EventId = e.EventId,
-        EventType = e.Type,
-        DeviceId = e.DeviceId,
-        DeviceCode = e.DeviceCode,
-        NextAttemptAt = now,
-        CreatedAt = now,
-    };
+    public static readonly string[] Columns =
+        ["webhook_id", "outbox_event_id", "event_id", "event_type", "device_id", "device_code", "status", "attempts", "next_attempt_at", "created_at"];
+
+    /// <summary>A new delivery of an event, due now, as a row of <see cref="Columns"/>; a Guid as each store keeps it.</summary>
+    public static object?[] Row(int webhookId, OutboxEvent e, DateTime now, bool postgres) =>
+        [webhookId, e.Id, postgres ? e.EventId : e.EventId.ToString().ToUpperInvariant(), e.Type, e.DeviceId, e.DeviceCode,
+            DeliveryStatus.Pending, 0, now, now];
 
     /// <summary>Back to the queue, as if new: a person decided the receiver is ready now.</summary>
     public void Redeliver(DateTime now)
