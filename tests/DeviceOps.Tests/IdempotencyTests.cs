@@ -115,6 +115,32 @@ public sealed class IdempotencyTests(DeviceOpsFactory factory) : IClassFixture<D
     }
 
     [Fact]
+    public async Task ConcurrentRetriesOfAnUpdateWithOneKeyApplyOnceAndAnswerAlike()
+    {
+        using var admin = factory.Admin();
+        var (device, operation) = await Seeder.DeviceWithOperationAsync(admin);
+        var code = device["device_id"]!.GetValue<string>();
+        var location = $"Rack {Guid.NewGuid():N}";
+        var body = new JsonObject { ["location"] = location };
+        var key = Guid.NewGuid().ToString();
+
+        var responses = await Task.WhenAll(Enumerable.Range(0, 8).Select(async _ =>
+        {
+            using var client = factory.Admin();
+            return await client.SendAsync(Request(HttpMethod.Patch, $"{Api.Operations}{operation["id"]}/", body, key));
+        }));
+
+        Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        var bodies = await Task.WhenAll(responses.Select(r => r.Content.ReadAsStringAsync()));
+        Assert.Single(bodies.Distinct());
+        Assert.Single(responses.Select(r => r.Headers.ETag?.Tag).Distinct());
+        Assert.Equal(7, responses.Count(r => r.Headers.Contains("Idempotent-Replayed")));
+        var relocations = (await Seeder.HistoryAsync(admin, code)).Where(e => e!["action"]!.GetValue<string>() == "relocation"
+            && e["changes"]!["location"]!["to"]!.GetValue<string>() == location);
+        Assert.Single(relocations);
+    }
+
+    [Fact]
     public async Task AKeyThatIsNotVisibleAsciiIsRefused()
     {
         using var admin = factory.Admin();
