@@ -66,6 +66,8 @@ public abstract class DeviceOpsDb(DbContextOptions options) : DbContext(options)
     /// prepared single-row INSERT in microseconds; PostgreSQL gets the rows 500 to a statement,
     /// so they do not cost a round trip each.
     /// </summary>
+    private object Value(object? value) => IsPostgres ? value ?? DBNull.Value : SqlSession.SqliteValue(value);
+
     internal async Task InsertAsync(string table, string[] columns, List<object?[]> rows, CancellationToken cancellationToken)
     {
         var perStatement = IsPostgres ? 500 : 1;
@@ -85,7 +87,7 @@ public abstract class DeviceOpsDb(DbContextOptions options) : DbContext(options)
                 {
                     var parameter = command.CreateParameter();
                     parameter.ParameterName = $"@p{r}_{c}";
-                    parameter.Value = rows[start + r][c] ?? DBNull.Value;
+                    parameter.Value = Value(rows[start + r][c]);
                     command.Parameters.Add(parameter);
                 }
             }
@@ -100,7 +102,7 @@ public abstract class DeviceOpsDb(DbContextOptions options) : DbContext(options)
             {
                 for (var c = 0; c < columns.Length; c++)
                 {
-                    command.Parameters[c].Value = rows[r][c] ?? DBNull.Value;
+                    command.Parameters[c].Value = Value(rows[r][c]);
                 }
                 await command.ExecuteNonQueryAsync(cancellationToken);
             }

@@ -149,7 +149,7 @@ public sealed class SqlSession : IAsyncDisposable
         prepared.Transaction = (SqliteTransaction?)Transaction;
         for (var i = 0; i < values.Length; i++)
         {
-            prepared.Parameters[i].Value = Sqlite(values[i]);
+            prepared.Parameters[i].Value = SqliteValue(values[i]);
         }
         return prepared;
     }
@@ -221,8 +221,11 @@ public sealed class SqlSession : IAsyncDisposable
     private NpgsqlBatch? _batch;
     private int _skippedResults;
 
-    /// <summary>Values as the EF Core SQLite provider stores them, so both paths read each other's rows.</summary>
-    private static object Sqlite(object? value) => value switch
+    /// <summary>
+    /// A value as the EF Core SQLite provider stores it (a Guid as upper-case text), so rows
+    /// written without EF Core read the same as its own; null is SQL NULL.
+    /// </summary>
+    internal static object SqliteValue(object? value) => value switch
     {
         null => DBNull.Value,
         Guid guid => guid.ToString().ToUpperInvariant(),

@@ -23,13 +23,13 @@ public static class AuditRows
     public static object?[] History(HistoryEntry e) =>
         [e.Timestamp, e.Device.Id, e.Operation?.Id, e.Action, e.FromStatus, e.ToStatus, e.Changes, e.PerformedBy, e.RequestId, e.Justification];
 
-    /// <summary>The entry's outbox event; a Guid as EF Core writes it on SQLite (upper-case text), a uuid on PostgreSQL.</summary>
+    /// <summary>The entry's outbox event.</summary>
     public static object?[] Event(HistoryEntry e, bool postgres)
     {
         var v = OutboxEvent.For(e);
         return postgres
             ? [v.EventId, v.Type, v.OccurredAt, e.Device.OrganizationId, e.Device.Id, v.DeviceCode, e.Operation?.Id, v.RequestId, v.PerformedBy, v.Data]
-            : [0L, v.EventId.ToString().ToUpperInvariant(), v.Type, v.OccurredAt, e.Device.OrganizationId, e.Device.Id, v.DeviceCode, e.Operation?.Id, v.RequestId, v.PerformedBy, v.Data];
+            : [0L, v.EventId, v.Type, v.OccurredAt, e.Device.OrganizationId, e.Device.Id, v.DeviceCode, e.Operation?.Id, v.RequestId, v.PerformedBy, v.Data];
     }
 
     private static readonly string InsertHistorySql = Insert("history", HistoryColumns);

@@ -31,15 +31,14 @@ public static class OperationRows
     /// </summary>
     private const string LockSql = "SELECT 1 FROM devices WHERE id = (SELECT device_id FROM operations WHERE id = $1) FOR UPDATE";
 
-    private const string HistorySql = """
-        SELECT id, timestamp, action, from_status, to_status, performed_by, operation_id, changes, request_id, justification
-        FROM history WHERE device_id = $1 ORDER BY id DESC LIMIT 20
-        """;
+    /// <summary>The columns <see cref="ReadHistoryAsync"/> reads, in its order.</summary>
+    private const string HistoryColumns =
+        "id, timestamp, action, from_status, to_status, performed_by, operation_id, changes, request_id, justification";
 
-    private const string HistoryOfOperationDeviceSql = """
-        SELECT id, timestamp, action, from_status, to_status, performed_by, operation_id, changes, request_id, justification
-        FROM history WHERE device_id = (SELECT device_id FROM operations WHERE id = $1) ORDER BY id DESC LIMIT 20
-        """;
+    private const string HistorySql = $"SELECT {HistoryColumns} FROM history WHERE device_id = $1 ORDER BY id DESC LIMIT 20";
+
+    private const string HistoryOfOperationDeviceSql =
+        $"SELECT {HistoryColumns} FROM history WHERE device_id = (SELECT device_id FROM operations WHERE id = $1) ORDER BY id DESC LIMIT 20";
 
     private const string UpdateOperationSql = """
         UPDATE operations SET operation_type = $2, status = $3, operator_id = $4, description = $5, notes = $6,

@@ -52,9 +52,9 @@ public sealed class WebhookDelivery
     public static readonly string[] Columns =
         ["webhook_id", "outbox_event_id", "event_id", "event_type", "device_id", "device_code", "status", "attempts", "next_attempt_at", "created_at"];
 
-    /// <summary>A new delivery of an event, due now, as a row of <see cref="Columns"/>; a Guid as each store keeps it.</summary>
-    public static object?[] Row(int webhookId, OutboxEvent e, DateTime now, bool postgres) =>
-        [webhookId, e.Id, postgres ? e.EventId : e.EventId.ToString().ToUpperInvariant(), e.Type, e.DeviceId, e.DeviceCode,
+    /// <summary>A new delivery of an event, due now, as a row of <see cref="Columns"/>.</summary>
+    public static object?[] Row(int webhookId, OutboxEvent e, DateTime now) =>
+        [webhookId, e.Id, e.EventId, e.Type, e.DeviceId, e.DeviceCode,
             DeliveryStatus.Pending, 0, now, now];
 
     /// <summary>Back to the queue, as if new: a person decided the receiver is ready now.</summary>

@@ -139,7 +139,7 @@ public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFact
         var now = Rfc3339.Now(clock);
         // Rows, not tracked entities: under a write load a round fans out hundreds of events, and
         // on SQLite it does so inside the one writer, where every microsecond holds up requests.
-        var rows = window.Where(webhook.Wants).Select(e => WebhookDelivery.Row(webhook.Id, e, now, db.IsPostgres)).ToList();
+        var rows = window.Where(webhook.Wants).Select(e => WebhookDelivery.Row(webhook.Id, e, now)).ToList();
         await db.InsertAsync("webhook_deliveries", WebhookDelivery.Columns, rows, cancellationToken);
         webhook.Advance(cursor);
         await db.SaveChangesAsync(cancellationToken);
