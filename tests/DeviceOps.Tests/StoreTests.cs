@@ -158,4 +158,40 @@ public sealed class StoreTests(DeviceOpsFactory factory) : IClassFixture<DeviceO
             }
         }
     }
+
+    [Fact]
+    public async Task APostgreSqlTableFilledInBulkHasFreshPlannerStatisticsWithinSeconds()
+    {
+        if (!DeviceOpsFactory.OnPostgres)
+        {
+            return;   // PostgreSQL's planner statistics
+        }
+        using var admin = factory.Admin();
+        var organization = await Seeder.OrganizationAsync(admin);
+        var device = await Seeder.DeviceAsync(admin, organization);
+        var items = new JsonArray([.. Enumerable.Range(0, 2_000).Select(_ => (JsonNode)new JsonObject
+        {
+            ["device_id"] = device["device_id"]!.DeepClone(),
+            ["operation_type"] = "maintenance",
+            ["status"] = "scheduled",
+        })]);
+        var response = await admin.PostAsync(Api.Operations, Api.Json(items));
+        Assert.Equal(System.Net.HttpStatusCode.Created, response.StatusCode);
+
+        // Autovacuum would analyze it too, within a minute or so; the server's own analysis
+        // (last_analyze, not last_autoanalyze) must come within seconds.
+        await using var connection = new Npgsql.NpgsqlConnection(factory.ConnectionString);
+        await connection.OpenAsync();
+        object? analyzed = null;
+        for (var attempt = 0; attempt < 60 && analyzed is null or DBNull; attempt++)
+        {
+            // The server's timer runs on the test clock; the statistics it reads settle in real time.
+            factory.Clock.Advance(TimeSpan.FromSeconds(5));
+            await Task.Delay(500);
+            await using var command = connection.CreateCommand();
+            command.CommandText = "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'operations' AND schemaname = current_schema()";
+            analyzed = await command.ExecuteScalarAsync();
+        }
+        Assert.IsType<DateTime>(analyzed);
+    }
 }
