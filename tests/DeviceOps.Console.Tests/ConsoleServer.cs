@@ -8,7 +8,6 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
-using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace DeviceOps.Console.Tests;
@@ -24,9 +23,7 @@ public sealed class ConsoleServer : WebApplicationFactory<Program>
     public const string BootstrapSecret = "console-tests-admin-token-0123456789";
     public const string PostgresSetting = ThrowawayDatabase.ServerSetting;
 
-    private readonly string _folder = Directory.CreateTempSubdirectory("deviceops-console-").FullName;
-    private ThrowawayDatabase? _postgres;
-    private string _connectionString = "";
+    private ThrowawayStore? _store;
 
     public Uri BaseAddress { get; private set; } = null!;
 
@@ -34,14 +31,7 @@ public sealed class ConsoleServer : WebApplicationFactory<Program>
 
     public async Task StartAsync()
     {
-        if ((_postgres = await ThrowawayDatabase.CreateAsync("deviceops_console")) is { } database)
-        {
-            _connectionString = database.ConnectionString;
-        }
-        else
-        {
-            _connectionString = $"Data Source={Path.Combine(_folder, "deviceops.db")}";
-        }
+        _store = await ThrowawayStore.CreateAsync("deviceops-console");
         UseKestrel();
         StartServer();
         var address = Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
@@ -51,7 +41,7 @@ public sealed class ConsoleServer : WebApplicationFactory<Program>
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment("Testing");
-        builder.UseSetting("DEVICEOPS_DATABASE", _connectionString);
+        builder.UseSetting("DEVICEOPS_DATABASE", _store!.ConnectionString);
         builder.UseSetting("DEVICEOPS_BOOTSTRAP_TOKEN", BootstrapSecret);
         // Port 0: the operating system picks a free loopback port.
         builder.UseSetting("urls", "http://127.0.0.1:0");
@@ -91,18 +81,9 @@ public sealed class ConsoleServer : WebApplicationFactory<Program>
     public override async ValueTask DisposeAsync()
     {
         await base.DisposeAsync();
-        SqliteConnection.ClearAllPools();
-        if (_postgres is not null)
+        if (_store is not null)
         {
-            await _postgres.DisposeAsync();
-        }
-        try
-        {
-            Directory.Delete(_folder, recursive: true);
-        }
-        catch (IOException)
-        {
-            // A file still open by a finalising connection; the temp folder is cleaned by the OS.
+            await _store.DisposeAsync();
         }
     }
 }

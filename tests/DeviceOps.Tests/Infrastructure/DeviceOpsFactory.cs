@@ -5,7 +5,6 @@ using DeviceOps.Testing;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
-using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 
@@ -21,8 +20,7 @@ public class DeviceOpsFactory : WebApplicationFactory<Program>, IAsyncLifetime
     public const string BootstrapSecret = "test-bootstrap-secret-0123456789abcdef";
     public const string PostgresSetting = ThrowawayDatabase.ServerSetting;
 
-    private readonly string _folder = Directory.CreateTempSubdirectory("deviceops-test-").FullName;
-    private ThrowawayDatabase? _postgres;
+    private ThrowawayStore? _store;
 
     public FakeTimeProvider Clock { get; } = new(new DateTimeOffset(2026, 3, 1, 12, 0, 0, TimeSpan.Zero));
 
@@ -54,13 +52,10 @@ public class DeviceOpsFactory : WebApplicationFactory<Program>, IAsyncLifetime
         {
             ConnectionString = other.ConnectionString;
         }
-        else if ((_postgres = await ThrowawayDatabase.CreateAsync("deviceops_test")) is { } database)
-        {
-            ConnectionString = database.ConnectionString;
-        }
         else
         {
-            ConnectionString = $"Data Source={Path.Combine(_folder, "deviceops.db")}";
+            _store = await ThrowawayStore.CreateAsync("deviceops-test");
+            ConnectionString = _store.ConnectionString;
         }
         // Start the host now, so migrations run before the first test.
         _ = Server;
@@ -127,18 +122,9 @@ public class DeviceOpsFactory : WebApplicationFactory<Program>, IAsyncLifetime
     public override async ValueTask DisposeAsync()
     {
         await base.DisposeAsync();
-        SqliteConnection.ClearAllPools();
-        if (_postgres is not null)
+        if (_store is not null)
         {
-            await _postgres.DisposeAsync();
-        }
-        try
-        {
-            Directory.Delete(_folder, recursive: true);
-        }
-        catch (IOException)
-        {
-            // A file still open by a finalising connection; the temp folder is cleaned by the OS.
+            await _store.DisposeAsync();
         }
         GC.SuppressFinalize(this);
     }
