@@ -25,12 +25,22 @@ public sealed class Caller
     public Caller(ClaimsPrincipal user)
     {
         Email = user.FindFirstValue(ClaimTypes.Name) ?? "";
+        TokenId = user.FindFirst(TokenIdClaim)?.Value is { } id ? int.Parse(id, System.Globalization.CultureInfo.InvariantCulture) : null;
+        RateLimitPerMinute = user.FindFirst(RateLimitClaim)?.Value is { } perMinute
+            ? int.Parse(perMinute, System.Globalization.CultureInfo.InvariantCulture)
+            : null;
         _scopes = [.. user.FindAll(ScopeClaim).Select(c => c.Value)];
         var organizations = user.FindAll(OrganizationClaim).Select(c => int.Parse(c.Value, System.Globalization.CultureInfo.InvariantCulture)).ToList();
         _organizations = organizations.Count == 0 ? null : [.. organizations];
     }
 
     public string Email { get; }
+
+    /// <summary>The token's id; null for a principal without a token.</summary>
+    public int? TokenId { get; }
+
+    /// <summary>The token's own rate limit, or null for the default.</summary>
+    public int? RateLimitPerMinute { get; }
 
     /// <summary>The organizations the token is limited to, or null for all.</summary>
     public IReadOnlySet<int>? Organizations => _organizations;
@@ -39,6 +49,23 @@ public sealed class Caller
     public bool Has(string scope) => _scopes.Contains(scope) || _scopes.Contains(Scopes.Admin);
 
     public bool CanSee(int organizationId) => _organizations is null || _organizations.Contains(organizationId);
+
+    private RateLimitKey? _rateLimitKey;
+
+    /// <summary>
+    /// The token's rate-limit partition at <paramref name="limit"/> per minute: made once, as a
+    /// caller serves every request of its token, and made again only if the limit changes.
+    /// </summary>
+    public string RateLimitPartition(int limit)
+    {
+        if (_rateLimitKey is not { } known || known.Limit != limit)
+        {
+            _rateLimitKey = known = new RateLimitKey(limit, $"token:{TokenId}:{limit}");
+        }
+        return known.Key;
+    }
+
+    private sealed record RateLimitKey(int Limit, string Key);
 }
 
 /// <summary>

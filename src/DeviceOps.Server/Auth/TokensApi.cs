@@ -60,7 +60,7 @@ public static class TokensApi
     public static async Task<Results<Ok<TokenResponse>, NotFoundProblem>> Me(
         HttpContext http, DeviceOpsDb db, CancellationToken cancellationToken)
     {
-        var id = int.Parse(http.User.FindFirst(Caller.TokenIdClaim)?.Value ?? "0", CultureInfo.InvariantCulture);
+        var id = http.Caller().TokenId ?? 0;
         var token = await db.Tokens.AsNoTracking().FirstOrDefaultAsync(t => t.Id == id, cancellationToken);
         if (token is null)
         {

@@ -1,5 +1,4 @@
 using System.Data.Common;
-using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -42,7 +41,7 @@ public static class IdempotencyKeys
         if (!request.Headers.TryGetValue(HeaderName, out var values)
             || !(HttpMethods.IsPost(request.Method) || HttpMethods.IsPut(request.Method) || HttpMethods.IsPatch(request.Method))
             || !request.Path.StartsWithSegments("/api/v1")
-            || context.User.FindFirst(Caller.TokenIdClaim)?.Value is not { } tokenClaim)
+            || context.Features.Get<Caller>()?.TokenId is not { } tokenId)
         {
             await next(context);
             return;
@@ -56,7 +55,6 @@ public static class IdempotencyKeys
             return;
         }
 
-        var tokenId = int.Parse(tokenClaim, CultureInfo.InvariantCulture);
         var limits = context.RequestServices.GetRequiredService<IOptions<BodyLimits>>().Value;
         var hash = await HashAsync(request, limits.MaxBatchBytes, context.RequestAborted);
         if (hash is null)

@@ -77,8 +77,8 @@ public static class RateLimitSetup
             return RateLimitPartition.GetNoLimiter("exempt");
         }
         var limit = Limit(context, options);
-        var key = context.User.FindFirst(Caller.TokenIdClaim)?.Value is { } tokenId
-            ? $"token:{tokenId}:{limit}"
+        var key = context.Features.Get<Caller>() is { TokenId: not null } caller
+            ? caller.RateLimitPartition(limit)
             : $"address:{context.Connection.RemoteIpAddress ?? IPAddress.None}";
         return RateLimitPartition.GetFixedWindowLimiter(key, _ => new FixedWindowRateLimiterOptions
         {
@@ -89,12 +89,11 @@ public static class RateLimitSetup
         });
     }
 
+    /// <summary>The caller's token, set by authentication, decides; a request without one is limited by address.</summary>
     internal static int Limit(HttpContext context, RateLimitOptions options) =>
-        context.User.FindFirst(Caller.TokenIdClaim) is null
-            ? options.AnonymousPerMinute
-            : context.User.FindFirst(Caller.RateLimitClaim)?.Value is { } own
-                ? int.Parse(own, CultureInfo.InvariantCulture)
-                : options.DefaultPerMinute;
+        context.Features.Get<Caller>() is { TokenId: not null } caller
+            ? caller.RateLimitPerMinute ?? options.DefaultPerMinute
+            : options.AnonymousPerMinute;
 
     private static async ValueTask OnRejectedAsync(OnRejectedContext rejected, CancellationToken cancellationToken)
     {
