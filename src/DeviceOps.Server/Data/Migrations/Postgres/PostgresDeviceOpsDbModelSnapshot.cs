@@ -270,16 +270,10 @@ namespace DeviceOps.Data.Migrations.Postgres
 
                     b.HasKey("Id");
 
-                    b.HasIndex("DeviceId");
-
                     b.HasIndex("EventId")
                         .IsUnique();
 
                     b.HasIndex("OccurredAt");
-
-                    b.HasIndex("OperationId");
-
-                    b.HasIndex("OrganizationId");
 
                     b.HasIndex("Tx", "Id");
 

@@ -257,16 +257,10 @@ namespace DeviceOps.Data.Migrations.Sqlite
 
                     b.HasKey("Id");
 
-                    b.HasIndex("DeviceId");
-
                     b.HasIndex("EventId")
                         .IsUnique();
 
                     b.HasIndex("OccurredAt");
-
-                    b.HasIndex("OperationId");
-
-                    b.HasIndex("OrganizationId");
 
                     b.HasIndex("Tx", "Id");
 
