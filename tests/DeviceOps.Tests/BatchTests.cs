@@ -219,6 +219,38 @@ public sealed class BatchTests(DeviceOpsFactory factory) : IClassFixture<DeviceO
         Assert.Single(history, e => e!["action"]!.GetValue<string>() == "operation_status_change");
     }
 
+    [Fact]
+    public async Task ABatchRetriedWithItsIdempotencyKeyAnswersTheSameBodyAndAppliesOnce()
+    {
+        using var admin = factory.Admin();
+        var (devices, operations) = await SeedAsync(admin, 2, 6);
+        var items = new JsonArray([.. operations.Select(o => (JsonNode)new JsonObject { ["id"] = o["id"]!.DeepClone(), ["notes"] = "retried", ["location"] = "Dock 3" })]);
+        var key = Seeder.Unique("key");
+        async Task<HttpResponseMessage> SendAsync()
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Patch, Api.Operations) { Content = Api.Json(items) };
+            request.Headers.Add("Idempotency-Key", key);
+            return await admin.SendAsync(request);
+        }
+
+        var first = await SendAsync();
+        var again = await SendAsync();
+
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        Assert.Equal("true", again.Headers.GetValues("Idempotent-Replayed").Single());
+        var body = await first.BodyAsync();
+        Assert.True(JsonNode.DeepEquals(body, await again.BodyAsync()));
+        Assert.Equal(6, body["results"]!.AsArray().Count);
+        Assert.All(body["results"]!.AsArray(), r => Assert.Equal("retried", r!["notes"]!.GetValue<string>()));
+        var requestId = first.Headers.GetValues("X-Request-Id").Single();
+        foreach (var device in devices)
+        {
+            var history = await Seeder.HistoryAsync(admin, device["device_id"]!.GetValue<string>());
+            Assert.Single(history, e => e!["request_id"]!.GetValue<string>() == requestId && e["action"]!.GetValue<string>() == "relocation");
+        }
+    }
+
     /// <summary>An operation's ETag, <c>"operation version-device version"</c>.</summary>
     private static (int Operation, int Device) Versions(string etag)
     {

@@ -169,11 +169,11 @@ public static class OperationRows
     }
 
     /// <summary>
-    /// Stores what a batch changed: every operation and device whose version moved since
-    /// <see cref="LoadManyForWriteAsync"/>, in id order, then every history entry with its event.
+    /// Stores what a batch changed to its operations and devices: every one whose version moved
+    /// since <see cref="LoadManyForWriteAsync"/>. (On PostgreSQL their devices are locked already,
+    /// so the order of the updates cannot deadlock.)
     /// </summary>
-    public static async Task SaveManyAsync(SqlSession session, OperationSet set, IReadOnlyList<HistoryEntry> entries,
-        CancellationToken cancellationToken)
+    public static async Task SaveManyAsync(SqlSession session, OperationSet set, CancellationToken cancellationToken)
     {
         foreach (var (operation, version) in set.Operations)
         {
@@ -189,7 +189,6 @@ public static class OperationRows
                 await QueueUpdateAsync(session, device, cancellationToken);
             }
         }
-        await AuditRows.QueueAsync(session, entries, cancellationToken);
         await session.FlushAsync(cancellationToken);
     }
 
@@ -279,9 +278,9 @@ public sealed class OperationSet(int capacity)
         _devices.TryAdd(operation.Device.Id, (operation.Device, operation.Device.Version));
     }
 
-    /// <summary>The operations in id order, each with its version as read.</summary>
-    internal IEnumerable<(DeviceOperation Operation, int Version)> Operations => _operations.Values.OrderBy(o => o.Operation.Id);
+    /// <summary>The operations, each with its version as read.</summary>
+    internal IEnumerable<(DeviceOperation Operation, int Version)> Operations => _operations.Values;
 
-    /// <summary>The devices in id order, each with its version as read.</summary>
-    internal IEnumerable<(Device Device, int Version)> Devices => _devices.Values.OrderBy(d => d.Device.Id);
+    /// <summary>The devices, each with its version as read.</summary>
+    internal IEnumerable<(Device Device, int Version)> Devices => _devices.Values;
 }
