@@ -9,6 +9,7 @@
 #   bench/rss.sh --pg                     # a throwaway PostgreSQL
 #   bench/rss.sh DOTNET_GCgen0size=0x1000000   # extra environment for the server (runtime knobs to try)
 #   bench/rss.sh --server DIR             # an already published server instead of publishing this tree
+#   bench/rss.sh --webhook                # as bench/run.sh: a webhook receives every relocation during the PUT load
 #   DURATION=5 PORT=18777 bench/rss.sh    # wrk seconds per scenario (default 8); the server's port (default: a free one)
 set -euo pipefail
 
@@ -20,11 +21,14 @@ token=bench-secret-0123456789abcdef
 store=sqlite
 server=""
 smaps=1
+webhook=0
+receiver_pid=""
 while [[ $# -gt 0 && $1 == --* ]]; do
     case $1 in
         --pg) store=postgresql ;;
         --server) server=${2:?--server needs a folder}; shift ;;
         --no-smaps) smaps=0 ;;
+        --webhook) webhook=1 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -35,6 +39,7 @@ say() { printf '==> %s\n' "$*" >&2; }
 cleanup() {
     # Only the server this script started, by its process id.
     if [[ -n "$pid" ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+    if [[ -n "$receiver_pid" ]]; then kill "$receiver_pid" 2>/dev/null || true; wait "$receiver_pid" 2>/dev/null || true; fi
     [[ $store == postgresql ]] && pg_stop
     rm -rf "$work"
 }
@@ -126,7 +131,24 @@ rss start
 eval "$(python3 "$repo/bench/seed.py" "$base" "$token" 1000 10)"
 first_op=$FIRST_OP op_count=$OP_COUNT
 rss seeded "$(managed)"
+if [[ $webhook == 1 ]]; then
+    # As bench/run.sh does: a receiver for every relocation during the PUT load, stopped 5 s after
+    # it, so the batches' deliveries fail and wait for their retries.
+    receiver_port=$(free_port)
+    python3 "$repo/bench/receiver.py" "$receiver_port" >"$work/lag" &
+    receiver_pid=$!
+    curl -fsS -o /dev/null -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+        -d "{\"url\": \"http://127.0.0.1:$receiver_port/hook\", \"secret\": \"bench-webhook-secret-123\", \"events\": [\"device.relocated\"]}" \
+        "$base/api/v1/webhook/"
+fi
 rss put "$(load put.lua)"
+if [[ $webhook == 1 ]]; then
+    sleep 5
+    rss drained
+    kill -TERM "$receiver_pid"; wait "$receiver_pid" || true; receiver_pid=""
+    read -r lag_p50 lag_p99 lag_count <"$work/lag"
+    echo "webhook: $lag_count deliveries, lag p50 $lag_p50 ms, p99 $lag_p99 ms"
+fi
 rss get "$(load get.lua)"
 rss list "$(load list.lua)"
 for i in 1 2 3 4; do

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Text.Json.Nodes;
 using DeviceOps.Tests.Infrastructure;
@@ -176,6 +177,108 @@ public sealed class BatchTests(DeviceOpsFactory factory) : IClassFixture<DeviceO
         var problem = await response.AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed");
         Assert.Equal(["[1].device_id"], problem["errors"]!.AsObject().Select(p => p.Key));
         Assert.Equal(0, (await admin.GetJsonAsync($"{Api.Operations}?device_id={code}"))["count"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public async Task ABatchNamingOneOperationTwiceAnswersItsFinalStateAsAGetShowsIt()
+    {
+        using var admin = factory.Admin();
+        var (device, first) = await Seeder.DeviceWithOperationAsync(admin);
+        var code = device["device_id"]!.GetValue<string>();
+        var second = await Seeder.OperationAsync(admin, code);
+        var before = Versions((await admin.GetAsync($"{Api.Operations}{first["id"]}/")).Headers.ETag!.Tag);
+        var items = new JsonArray(
+            new JsonObject { ["id"] = first["id"]!.DeepClone(), ["notes"] = "first pass" },
+            new JsonObject { ["id"] = first["id"]!.DeepClone(), ["notes"] = "second pass", ["location"] = "Dock 1" },
+            new JsonObject { ["id"] = second["id"]!.DeepClone(), ["location"] = "Dock 1", ["status"] = "completed" });
+
+        var response = await admin.PatchAsync(Api.Operations, Api.Json(items));
+
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        var results = (await response.BodyAsync())["results"]!.AsArray();
+        Assert.Equal(3, results.Count);
+        var got = await admin.GetAsync($"{Api.Operations}{first["id"]}/");
+        var current = await got.BodyAsync();
+        foreach (var item in results.Take(2))
+        {
+            Assert.Equal("second pass", item!["notes"]!.GetValue<string>());
+            Assert.Equal("Dock 1", item["location"]!.GetValue<string>());
+            Assert.Equal(current["last_updated"]!.GetValue<string>(), item["last_updated"]!.GetValue<string>());
+        }
+        Assert.Equal("second pass", current["notes"]!.GetValue<string>());
+        Assert.Equal("Dock 1", current["location"]!.GetValue<string>());
+        Assert.Equal("completed", (await admin.GetJsonAsync($"{Api.Operations}{second["id"]}/"))["status"]!.GetValue<string>());
+        // Two items changed the operation, one its device (the third found Dock 1 already set); both
+        // operations show the device as it is now.
+        var after = Versions(got.Headers.ETag!.Tag);
+        Assert.Equal((before.Operation + 2, before.Device + 1), after);
+        Assert.Equal(after.Device, Versions((await admin.GetAsync($"{Api.Operations}{second["id"]}/")).Headers.ETag!.Tag).Device);
+        var requestId = response.Headers.GetValues("X-Request-Id").Single();
+        var history = (await Seeder.HistoryAsync(admin, code)).Where(e => e!["request_id"]!.GetValue<string>() == requestId).ToList();
+        Assert.Single(history, e => e!["action"]!.GetValue<string>() == "relocation");
+        Assert.Single(history, e => e!["action"]!.GetValue<string>() == "operation_status_change");
+    }
+
+    [Fact]
+    public async Task ABatchRetriedWithItsIdempotencyKeyAnswersTheSameBodyAndAppliesOnce()
+    {
+        using var admin = factory.Admin();
+        var (devices, operations) = await SeedAsync(admin, 2, 6);
+        var items = new JsonArray([.. operations.Select(o => (JsonNode)new JsonObject { ["id"] = o["id"]!.DeepClone(), ["notes"] = "retried", ["location"] = "Dock 3" })]);
+        var key = Seeder.Unique("key");
+        async Task<HttpResponseMessage> SendAsync()
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Patch, Api.Operations) { Content = Api.Json(items) };
+            request.Headers.Add("Idempotency-Key", key);
+            return await admin.SendAsync(request);
+        }
+
+        var first = await SendAsync();
+        var again = await SendAsync();
+
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        Assert.Equal("true", again.Headers.GetValues("Idempotent-Replayed").Single());
+        var body = await first.BodyAsync();
+        Assert.True(JsonNode.DeepEquals(body, await again.BodyAsync()));
+        Assert.Equal(6, body["results"]!.AsArray().Count);
+        Assert.All(body["results"]!.AsArray(), r => Assert.Equal("retried", r!["notes"]!.GetValue<string>()));
+        var requestId = first.Headers.GetValues("X-Request-Id").Single();
+        foreach (var device in devices)
+        {
+            var history = await Seeder.HistoryAsync(admin, device["device_id"]!.GetValue<string>());
+            Assert.Single(history, e => e!["request_id"]!.GetValue<string>() == requestId && e["action"]!.GetValue<string>() == "relocation");
+        }
+    }
+
+    /// <summary>An operation's ETag, <c>"operation version-device version"</c>.</summary>
+    private static (int Operation, int Device) Versions(string etag)
+    {
+        var parts = etag.Trim('"').Split('-');
+        return (int.Parse(parts[0], CultureInfo.InvariantCulture), int.Parse(parts[1], CultureInfo.InvariantCulture));
+    }
+
+    [Fact]
+    public async Task ABatchNamingAnOperationOfAnotherOrganizationFindsNothingAndAppliesNothing()
+    {
+        using var admin = factory.Admin();
+        var mine = await Seeder.OrganizationAsync(admin);
+        var (_, own) = await Seeder.DeviceWithOperationAsync(admin, mine);
+        var (theirDevice, theirs) = await Seeder.DeviceWithOperationAsync(admin);
+        using var client = await factory.ClientAsync("ops@example.com", ["operations:read", "operations:write"], [mine]);
+        var items = new JsonArray(
+            new JsonObject { ["id"] = own["id"]!.DeepClone(), ["location"] = "Dock 2" },
+            new JsonObject { ["id"] = theirs["id"]!.DeepClone(), ["location"] = "Dock 2" });
+
+        var response = await client.PatchAsync(Api.Operations, Api.Json(items));
+
+        var problem = await response.AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed");
+        var failed = problem["failed_items"]!.AsArray();
+        Assert.Equal(1, Assert.Single(failed)!["index"]!.GetValue<int>());
+        Assert.Equal("not_found", failed[0]!["code"]!.GetValue<string>());
+        Assert.Equal([$"Operation {theirs["id"]} does not exist."], problem.Messages("[1].id"));
+        Assert.Equal("Warehouse A - Section 3", (await admin.GetJsonAsync($"{Api.Operations}{own["id"]}/"))["location"]!.GetValue<string>());
+        Assert.Equal("Warehouse A - Section 3", (await admin.GetJsonAsync($"{Api.Devices}{theirDevice["id"]}/"))["location"]!.GetValue<string>());
     }
 
     [Fact]

@@ -154,10 +154,14 @@ public sealed class SqlSession : IAsyncDisposable
         return prepared;
     }
 
+    /// <summary>Most statements one PostgreSQL round trip carries: a large batch is sent in parts, not held whole.</summary>
+    public const int MaxQueued = 1000;
+
     /// <summary>
     /// Runs a statement whose rows, if any, nobody reads. On PostgreSQL it waits in a batch sent
     /// with the next <see cref="QueryAsync"/> or <see cref="FlushAsync"/>, so a lock, the writes
-    /// of a change and the read that follows them cost one round trip; SQLite runs it now.
+    /// of a change and the read that follows them cost one round trip (past
+    /// <see cref="MaxQueued"/> statements the waiting ones are sent first); SQLite runs it now.
     /// </summary>
     public async Task QueueAsync(string sql, object?[] values, CancellationToken cancellationToken)
     {
@@ -165,6 +169,10 @@ public sealed class SqlSession : IAsyncDisposable
         {
             await Command(sql, values).ExecuteNonQueryAsync(cancellationToken);
             return;
+        }
+        if (_batch?.BatchCommands.Count >= MaxQueued)
+        {
+            await FlushAsync(cancellationToken);
         }
         _batch ??= new NpgsqlBatch((NpgsqlConnection)Connection, (NpgsqlTransaction?)Transaction);
         var command = new NpgsqlBatchCommand(sql);

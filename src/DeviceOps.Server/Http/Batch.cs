@@ -9,6 +9,27 @@ namespace DeviceOps.Http;
 /// <summary>The answer of a batch call: every item's result, in the order given.</summary>
 public sealed record BatchResponse<T>(int Count, IReadOnlyList<T> Results);
 
+/// <summary>
+/// A read-only list whose items are made from another's as they are read, so a large answer is
+/// written out without all of its items being held at once.
+/// </summary>
+public sealed class ProjectedList<TSource, T>(IReadOnlyList<TSource> source, Func<TSource, T> project) : IReadOnlyList<T>
+{
+    public T this[int index] => project(source[index]);
+
+    public int Count => source.Count;
+
+    public IEnumerator<T> GetEnumerator()
+    {
+        foreach (var item in source)
+        {
+            yield return project(item);
+        }
+    }
+
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+}
+
 /// <summary>One item a batch could not apply, by its index in the request.</summary>
 public sealed record FailedItem(
     int Index,

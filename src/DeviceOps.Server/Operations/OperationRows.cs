@@ -14,15 +14,26 @@ namespace DeviceOps.Operations;
 /// </summary>
 public static class OperationRows
 {
-    private const string LoadSql = """
+    private const string SelectSql = """
         SELECT o.id, o.operation_type, o.status, o.operator_id, o.description, o.notes, o.started_at, o.completed_at,
                o.created_at, o.updated_at, o.created_by, o.version,
                d.id, d.device_code, d.name, d.serial_number, d.device_type, d.status, d.location, d.assigned_user,
                d.configuration, d.maintenance_notes, d.next_maintenance, d.created_at, d.last_updated, d.updated_by, d.version,
                g.id, g.name
         FROM operations o JOIN devices d ON d.id = o.device_id JOIN organizations g ON g.id = d.organization_id
-        WHERE o.id = $1 AND d.deleted_at IS NULL
         """;
+
+    private const string LoadSql = SelectSql + " WHERE o.id = $1 AND d.deleted_at IS NULL";
+
+    /// <summary>Ids a batch reads per statement; the last statement repeats its last id to fill it, so one prepared statement serves all.</summary>
+    private const int LoadManyChunk = 500;
+
+    private static readonly string LoadManySql =
+        $"{SelectSql} WHERE o.id IN ({string.Join(", ", Enumerable.Range(1, LoadManyChunk).Select(i => $"${i}"))}) AND d.deleted_at IS NULL";
+
+    /// <summary>PostgreSQL: a batch's device locks, in id order, so two batches cannot deadlock.</summary>
+    private const string LockManySql =
+        "SELECT 1 FROM devices WHERE id IN (SELECT device_id FROM operations WHERE id = ANY($1)) ORDER BY id FOR UPDATE";
 
     /// <summary>
     /// PostgreSQL: the device's row lock, taken before the operation is read. Every write of an
@@ -91,18 +102,105 @@ public static class OperationRows
 
     private static async Task<DeviceOperation?> ReadOperationAsync(SqlRows r, Caller caller, CancellationToken cancellationToken)
     {
-        var reader = r.Reader;
-        if (!await reader.ReadAsync(cancellationToken) || !caller.CanSee(reader.GetInt32(27)))
+        if (!await r.Reader.ReadAsync(cancellationToken) || !caller.CanSee(r.Reader.GetInt32(27)))
         {
             return null;
         }
-        var organization = Organization.Restore(reader.GetInt32(27), reader.GetString(28));
-        var device = Device.Restore(reader.GetInt32(12), reader.GetString(13), reader.GetString(14), reader.GetString(15),
+        return Restore(r, Device(r, null));
+    }
+
+    private static Device Device(SqlRows r, Organization? organization)
+    {
+        var reader = r.Reader;
+        organization ??= Organization.Restore(reader.GetInt32(27), reader.GetString(28));
+        return Devices.Device.Restore(reader.GetInt32(12), reader.GetString(13), reader.GetString(14), reader.GetString(15),
             reader.GetString(16), organization, reader.GetString(17), r.Text(18), r.Text(19), reader.GetString(20), r.Text(21),
             r.Time(22), r.Utc(23), r.Utc(24), reader.GetString(25), reader.GetInt32(26));
+    }
+
+    private static DeviceOperation Restore(SqlRows r, Device device)
+    {
+        var reader = r.Reader;
         return DeviceOperation.Restore(reader.GetInt32(0), device, reader.GetString(1), reader.GetString(2), r.Text(3), r.Text(4),
             r.Text(5), r.Time(6), r.Time(7), r.Utc(8), r.Utc(9), reader.GetString(10), reader.GetInt32(11));
     }
+
+    /// <summary>
+    /// Locks the devices of a batch's operations (PostgreSQL) and reads the operations the caller
+    /// may see, as entities that share one <see cref="Devices.Device"/> per device, so a batch
+    /// item sees what the items before it did to the device.
+    /// </summary>
+    public static async Task<OperationSet> LoadManyForWriteAsync(SqlSession session, IReadOnlyList<int> ids, Caller caller,
+        CancellationToken cancellationToken)
+    {
+        if (session.IsPostgres)
+        {
+            await session.QueueAsync(LockManySql, [ids.ToArray()], cancellationToken);
+        }
+        var set = new OperationSet(ids.Count);
+        var organizations = new Dictionary<int, Organization>();
+        var values = new object?[LoadManyChunk];
+        for (var start = 0; start < ids.Count; start += LoadManyChunk)
+        {
+            for (var i = 0; i < LoadManyChunk; i++)
+            {
+                values[i] = ids[Math.Min(start + i, ids.Count - 1)];
+            }
+            await using var rows = await session.QueryAsync(LoadManySql, values, cancellationToken);
+            while (await rows.Reader.ReadAsync(cancellationToken))
+            {
+                var organizationId = rows.Reader.GetInt32(27);
+                if (!caller.CanSee(organizationId) || set.Contains(rows.Reader.GetInt32(0)))
+                {
+                    continue;
+                }
+                if (!set.TryGetDevice(rows.Reader.GetInt32(12), out var device))
+                {
+                    if (!organizations.TryGetValue(organizationId, out var organization))
+                    {
+                        organizations[organizationId] = organization = Organization.Restore(organizationId, rows.Reader.GetString(28));
+                    }
+                    device = Device(rows, organization);
+                }
+                set.Add(Restore(rows, device));
+            }
+        }
+        return set;
+    }
+
+    /// <summary>
+    /// Stores what a batch changed to its operations and devices: every one whose version moved
+    /// since <see cref="LoadManyForWriteAsync"/>. (On PostgreSQL their devices are locked already,
+    /// so the order of the updates cannot deadlock.)
+    /// </summary>
+    public static async Task SaveManyAsync(SqlSession session, OperationSet set, CancellationToken cancellationToken)
+    {
+        foreach (var (operation, version) in set.Operations)
+        {
+            if (operation.Version != version)
+            {
+                await QueueUpdateAsync(session, operation, cancellationToken);
+            }
+        }
+        foreach (var (device, version) in set.Devices)
+        {
+            if (device.Version != version)
+            {
+                await QueueUpdateAsync(session, device, cancellationToken);
+            }
+        }
+        await session.FlushAsync(cancellationToken);
+    }
+
+    private static Task QueueUpdateAsync(SqlSession session, DeviceOperation operation, CancellationToken cancellationToken) =>
+        session.QueueAsync(UpdateOperationSql, [operation.Id, operation.OperationType, operation.Status, operation.OperatorId,
+            operation.Description, operation.Notes, operation.StartedAt, operation.CompletedAt, operation.UpdatedAt, operation.Version],
+            cancellationToken);
+
+    private static Task QueueUpdateAsync(SqlSession session, Device device, CancellationToken cancellationToken) =>
+        session.QueueAsync(UpdateDeviceSql, [device.Id, device.Status, device.Location, device.AssignedUser, device.Configuration,
+            device.MaintenanceNotes, device.NextMaintenance, device.LastUpdated, device.UpdatedBy, device.Version],
+            cancellationToken);
 
     /// <summary>
     /// Stores what a request changed — the operation's and the device's columns, when their
@@ -114,16 +212,12 @@ public static class OperationRows
     {
         if (operation.Version != operationVersion)
         {
-            await session.QueueAsync(UpdateOperationSql, [operation.Id, operation.OperationType, operation.Status, operation.OperatorId,
-                operation.Description, operation.Notes, operation.StartedAt, operation.CompletedAt, operation.UpdatedAt, operation.Version],
-                cancellationToken);
+            await QueueUpdateAsync(session, operation, cancellationToken);
         }
         var device = operation.Device;
         if (device.Version != deviceVersion)
         {
-            await session.QueueAsync(UpdateDeviceSql, [device.Id, device.Status, device.Location, device.AssignedUser, device.Configuration,
-                device.MaintenanceNotes, device.NextMaintenance, device.LastUpdated, device.UpdatedBy, device.Version],
-                cancellationToken);
+            await QueueUpdateAsync(session, device, cancellationToken);
         }
         await AuditRows.QueueAsync(session, entries, cancellationToken);
         return await LatestHistoryAsync(session, device, cancellationToken);
@@ -149,4 +243,44 @@ public static class OperationRows
 
     private static List<HistoryEntryResponse> WithCode(List<HistoryEntryResponse> entries, string deviceCode) =>
         entries.ConvertAll(e => e with { DeviceId = deviceCode });
+}
+
+/// <summary>
+/// A batch's operations, read by <see cref="OperationRows.LoadManyForWriteAsync"/>: by id, with
+/// each operation's and each device's version as read, so only what moved is written back.
+/// </summary>
+public sealed class OperationSet(int capacity)
+{
+    private readonly Dictionary<int, (DeviceOperation Operation, int Version)> _operations = new(capacity);
+    private readonly Dictionary<int, (Device Device, int Version)> _devices = [];
+
+    public bool Contains(int id) => _operations.ContainsKey(id);
+
+    public bool TryGet(int id, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out DeviceOperation? operation)
+    {
+        var found = _operations.TryGetValue(id, out var entry);
+        operation = entry.Operation;
+        return found;
+    }
+
+    public DeviceOperation this[int id] => _operations[id].Operation;
+
+    internal bool TryGetDevice(int id, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Device? device)
+    {
+        var found = _devices.TryGetValue(id, out var entry);
+        device = entry.Device;
+        return found;
+    }
+
+    internal void Add(DeviceOperation operation)
+    {
+        _operations.Add(operation.Id, (operation, operation.Version));
+        _devices.TryAdd(operation.Device.Id, (operation.Device, operation.Device.Version));
+    }
+
+    /// <summary>The operations, each with its version as read.</summary>
+    internal IEnumerable<(DeviceOperation Operation, int Version)> Operations => _operations.Values;
+
+    /// <summary>The devices, each with its version as read.</summary>
+    internal IEnumerable<(Device Device, int Version)> Devices => _devices.Values;
 }
