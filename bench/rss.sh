@@ -16,6 +16,8 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=../scripts/postgres.sh
 source "$repo/scripts/postgres.sh"
+# shellcheck source=webhook.sh
+source "$repo/bench/webhook.sh"
 duration=${DURATION:-8}
 token=bench-secret-0123456789abcdef
 store=sqlite
@@ -134,18 +136,13 @@ rss seeded "$(managed)"
 if [[ $webhook == 1 ]]; then
     # As bench/run.sh does: a receiver for every relocation during the PUT load, stopped 5 s after
     # it, so the batches' deliveries fail and wait for their retries.
-    receiver_port=$(free_port)
-    python3 "$repo/bench/receiver.py" "$receiver_port" >"$work/lag" &
-    receiver_pid=$!
-    curl -fsS -o /dev/null -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-        -d "{\"url\": \"http://127.0.0.1:$receiver_port/hook\", \"secret\": \"bench-webhook-secret-123\", \"events\": [\"device.relocated\"]}" \
-        "$base/api/v1/webhook/"
+    start_receiver "$base" "$token" "$work/lag"
 fi
 rss put "$(load put.lua)"
 if [[ $webhook == 1 ]]; then
     sleep 5
     rss drained
-    kill -TERM "$receiver_pid"; wait "$receiver_pid" || true; receiver_pid=""
+    stop_receiver
     read -r lag_p50 lag_p99 lag_count <"$work/lag"
     echo "webhook: $lag_count deliveries, lag p50 $lag_p50 ms, p99 $lag_p99 ms"
 fi

@@ -16,6 +16,8 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=../scripts/postgres.sh
 source "$repo/scripts/postgres.sh"
+# shellcheck source=webhook.sh
+source "$repo/bench/webhook.sh"
 duration=${DURATION:-10}
 connections=${CONNECTIONS:-32}
 large=0
@@ -124,16 +126,10 @@ bench_store() {   # $1: store name, $2: DEVICEOPS_DATABASE, $3: run number
     say "$store (run $run of $runs): measuring"
     healthz=$(load - /healthz)
     # A webhook receiver for every relocation the PUT load makes: delivery lag under that load.
-    receiver_port=$(free_port)
-    python3 "$repo/bench/receiver.py" "$receiver_port" >"$work/lag-$store" &
-    receiver_pid=$!
-    curl -fsS -o /dev/null -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-        -d "{\"url\": \"http://127.0.0.1:$receiver_port/hook\", \"secret\": \"bench-webhook-secret-123\", \"events\": [\"device.relocated\"]}" \
-        "http://127.0.0.1:$port/api/v1/webhook/"
+    start_receiver "http://127.0.0.1:$port" "$token" "$work/lag-$store"
     put=$(load put.lua /)
     sleep 5   # let the dispatcher drain what the load left behind
-    kill -TERM "$receiver_pid"
-    wait "$receiver_pid" || true
+    stop_receiver
     read -r lag_p50 lag_p99 lag_count <"$work/lag-$store"
     get=$(load get.lua /)
     list=$(load list.lua /)

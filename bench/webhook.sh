@@ -1,0 +1,21 @@
+# Sourced by bench/run.sh and bench/rss.sh: a webhook receiver for every relocation the PUT load
+# makes (bench/receiver.py), registered with the server under test.
+#
+#   start_receiver BASE_URL TOKEN LAG_FILE   # sets receiver_pid; the receiver prints its lag figures to LAG_FILE
+#   stop_receiver                            # SIGTERM: the receiver writes 'lag_p50_ms lag_p99_ms count' and exits
+
+start_receiver() {
+    local base=$1 token=$2 lag_file=$3 receiver_port
+    receiver_port=$(free_port)
+    python3 "$repo/bench/receiver.py" "$receiver_port" >"$lag_file" &
+    receiver_pid=$!
+    curl -fsS -o /dev/null -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+        -d "{\"url\": \"http://127.0.0.1:$receiver_port/hook\", \"secret\": \"bench-webhook-secret-123\", \"events\": [\"device.relocated\"]}" \
+        "$base/api/v1/webhook/"
+}
+
+stop_receiver() {
+    kill -TERM "$receiver_pid"
+    wait "$receiver_pid" || true
+    receiver_pid=""
+}
