@@ -150,7 +150,7 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
     /// Lets the log start again from its beginning. SQLite reuses the log only when a write
     /// begins after a checkpoint has copied all of it, and under a steady write load the
     /// checkpoint beside the writer never does: the writer has always committed more meanwhile,
-    /// and the log grows without end (320 MB in eight seconds of the benchmark's PUTs), every
+    /// and the log grows without end (320–550 MB in eight seconds of the benchmark's PUTs), every
     /// read searching a longer index of it. So once it is past its limit the writer, between two
     /// commits, copies the little the last background checkpoint left; its next write then starts
     /// the log over, and <c>journal_size_limit</c> gives the file's tail back to the disk.
