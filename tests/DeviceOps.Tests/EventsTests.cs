@@ -1,6 +1,10 @@
 using System.Net;
 using System.Text.Json.Nodes;
+using DeviceOps.Data;
+using DeviceOps.Events;
 using DeviceOps.Tests.Infrastructure;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 
 namespace DeviceOps.Tests;
@@ -286,5 +290,48 @@ public sealed class EventsTests(DeviceOpsFactory factory) : IClassFixture<Device
             }
         }
         throw new InvalidOperationException("The stream ended.");
+    }
+
+    [Fact]
+    public async Task ReadingTheOutboxAfterACursorStartsAtTheCursorInAnIndex()
+    {
+        // The dispatcher and the stream read after a cursor many times a second; a plan that walks
+        // the outbox from its start costs more with every event ever written (as it did: an index
+        // scan ordered by (tx, id) on SQLite, a range bounded above only on PostgreSQL).
+        await using var scope = factory.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<DeviceOpsDb>();
+        var read = EventReader.After(db.Events.AsNoTracking(), new EventCursor(db.IsPostgres ? 700 : 0, 5_000), db.IsPostgres ? 900 : null)
+            .Take(101);
+        await using var command = read.CreateDbCommand();
+        await command.Connection!.OpenAsync();
+        if (db.IsPostgres)
+        {
+            // The table is small here, where a sequential scan would win: ask for the index plan,
+            // which is what a large outbox gets.
+            await using var setting = command.Connection.CreateCommand();
+            setting.CommandText = "SET enable_seqscan = off";
+            await setting.ExecuteNonQueryAsync();
+        }
+        command.CommandText = (db.IsPostgres ? "EXPLAIN " : "EXPLAIN QUERY PLAN ") + command.CommandText;
+        var plan = new List<string>();
+        await using (var reader = await command.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                plan.Add(reader.GetString(reader.FieldCount - 1));
+            }
+        }
+
+        if (db.IsPostgres)
+        {
+            // Both ends of the range in the index condition, not the lower one in a filter.
+            var condition = Assert.Single(plan, line => line.Contains("Index Cond", StringComparison.Ordinal));
+            Assert.Matches(@"tx < .*tx >= |tx >= .*tx < ", condition);
+        }
+        else
+        {
+            Assert.Contains(plan, line => line.StartsWith("SEARCH e USING INTEGER PRIMARY KEY (rowid>?)", StringComparison.Ordinal));
+            Assert.DoesNotContain(plan, line => line.Contains("SCAN", StringComparison.Ordinal));
+        }
     }
 }

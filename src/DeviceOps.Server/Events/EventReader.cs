@@ -22,16 +22,8 @@ public static class EventReader
         {
             query = where(query);
         }
-        if (db.IsPostgres)
-        {
-            var horizon = await HorizonAsync(db, cancellationToken);
-            query = query.Where(e => e.Tx < horizon && (e.Tx > after.Tx || (e.Tx == after.Tx && e.Id > after.Id)));
-        }
-        else
-        {
-            query = query.Where(e => e.Id > after.Id);
-        }
-        var window = await query.OrderBy(e => e.Tx).ThenBy(e => e.Id).Take(limit + 1).ToListAsync(cancellationToken);
+        long? horizon = db.IsPostgres ? await HorizonAsync(db, cancellationToken) : null;
+        var window = await After(query, after, horizon).Take(limit + 1).ToListAsync(cancellationToken);
         var more = window.Count > limit;
         if (more)
         {
@@ -40,6 +32,21 @@ public static class EventReader
         var cursor = window.Count > 0 ? new EventCursor(window[^1].Tx, window[^1].Id) : after;
         return (window, cursor, more);
     }
+
+    /// <summary>
+    /// The events after a cursor, in feed order: on PostgreSQL only below the horizon (the oldest
+    /// transaction still running), on SQLite (no horizon) by id alone. Each read must start at the
+    /// cursor in an index, not walk the outbox from its start: the webhook dispatcher reads twice a
+    /// round and the stream after every commit, and such a walk grew with the table (4 ms a read
+    /// at 30,000 events on SQLite, most of a dispatcher round's cost).
+    /// </summary>
+    internal static IQueryable<OutboxEvent> After(IQueryable<OutboxEvent> events, EventCursor after, long? horizon) =>
+        horizon is { } below
+            // "tx >= cursor" bounds the range of the (tx, id) index; the OR alone would not.
+            ? events.Where(e => e.Tx < below && e.Tx >= after.Tx && (e.Tx > after.Tx || e.Id > after.Id))
+                .OrderBy(e => e.Tx).ThenBy(e => e.Id)
+            // One writer commits in id order and tx is always 0: the id alone orders the feed.
+            : events.Where(e => e.Id > after.Id).OrderBy(e => e.Id);
 
     /// <summary>
     /// The current end of the feed: a cursor after every event committed now, so that reading
