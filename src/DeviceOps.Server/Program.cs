@@ -12,6 +12,7 @@ using DeviceOps.WebConsole;
 using DeviceOps.Webhooks;
 using Prometheus;
 
+DeviceOps.NativeHeap.LimitArenas();
 var tokenCommand = args.FirstOrDefault() == "token";
 // Settings are read once, at start: reloading them on change watches the content root, where the
 // embedded store lives, and every write to its log woke that watcher (a PUT benchmark's profile:
