@@ -6,10 +6,10 @@ namespace DeviceOps;
 /// The C library's heap, which SQLite, the JIT and the runtime allocate from. On glibc each thread
 /// that allocates gets an arena of its own, up to eight per core, and memory freed in one arena is
 /// not lent to another: under load the thread pool's threads spread SQLite's page caches and
-/// statements over a dozen arenas, each keeping its high-water mark. Two arenas measured 20 MB
-/// less peak RSS in <c>bench/rss.sh</c> (263 → 243 MB) at no cost in requests/s. The environment
-/// variable <c>MALLOC_ARENA_MAX</c> does the same but only a launcher can set it; the limit set here
-/// applies to the arenas made from now on, which is nearly all of them.
+/// statements over fifteen arenas, each keeping its high-water mark. <c>MALLOC_ARENA_MAX=2</c> in
+/// the environment measured 20 MB less peak RSS in <c>bench/rss.sh</c> (263 → 243 MB), but only a
+/// launcher can set it. The cap set here applies from the start of <c>Main</c>, when the runtime's
+/// own threads have made about six arenas already; later threads share those (about 5 MB less).
 /// </summary>
 internal static class NativeHeap
 {
