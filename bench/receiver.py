@@ -1,6 +1,7 @@
 """A webhook receiver for the benchmark: answers 204 at once and records, per event, the time it
 arrived and the event's occurred_at, so run.sh can report delivery lag (commit to receiver).
-On SIGTERM it prints 'lag_p50_ms lag_p99_ms count'."""
+On SIGTERM it prints 'lag_p50_ms lag_p99_ms count'; SIGUSR1 forgets what it has recorded so far
+(the deliveries of a warm-up)."""
 import json, signal, sys, threading, time
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,5 +38,10 @@ def report(*_):
         print("- - 0", flush=True)
     sys.exit(0)
 
+def reset(*_):
+    with lock:
+        lags.clear()
+
 signal.signal(signal.SIGTERM, report)
+signal.signal(signal.SIGUSR1, reset)
 server.serve_forever()

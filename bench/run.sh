@@ -8,6 +8,7 @@
 #   bench/run.sh                 # both stores, 10 s per scenario, once
 #   bench/run.sh --runs 3        # the whole matrix three times: medians, and each run's ratios
 #   DURATION=5 bench/run.sh      # shorter
+#   WARMUP=0 bench/run.sh        # no unmeasured warm-up before each scenario (default 5 s)
 #   bench/run.sh --large         # also the large-store benchmark (100,000 devices, 1,000,000 entries; SQLite)
 #   bench/run.sh --large-only    # only that
 #   bench/run.sh --smoke         # a 2-second pass through everything, to check the harness
@@ -19,6 +20,10 @@ source "$repo/scripts/postgres.sh"
 # shellcheck source=webhook.sh
 source "$repo/bench/webhook.sh"
 duration=${DURATION:-10}
+# Each scenario first runs unmeasured: a long-running server has compiled its hot paths to
+# optimized code, which the runtime does in the background during the first seconds of a new
+# load (with the webhook on, the JIT still took a fifth of the CPU in a PUT run's first 12 s).
+warmup=${WARMUP:-5}
 connections=${CONNECTIONS:-32}
 large=0
 small=1
@@ -31,7 +36,7 @@ while [[ $# -gt 0 ]]; do
         --runs=*) runs=${arg#--runs=} ;;
         --large) large=1 ;;
         --large-only) large=1 small=0 ;;
-        --smoke) duration=2 ;;
+        --smoke) duration=2; warmup=1 ;;
         *) echo "unknown argument $arg" >&2; exit 2 ;;
     esac
 done
@@ -80,15 +85,20 @@ stop_server() {
 peak_rss() { awk '/VmHWM/ { printf "%d", $2 / 1024 }' "/proc/$(pgrep -P "$server_pid" -f DeviceOps.Server.dll | head -n1 || echo "$server_pid")/status" 2>/dev/null || echo "?"; }
 
 # Runs wrk and prints "requests/s p50 p99", the latencies in milliseconds.
-load() {   # $1: script or "-", $2: path
+load() {   # $1: script or "-", $2: path, $3: seconds (default: the measured duration)
     local script=() out
     [[ $1 != - ]] && script=(-s "$repo/bench/$1")
-    out=$(TOKEN=$token FIRST_OP=$first_op OP_COUNT=$op_count wrk -t"$(( connections < 2 ? 1 : 2 ))" -c"$connections" -d"${duration}s" --latency "${script[@]}" "http://127.0.0.1:$port$2")
+    out=$(TOKEN=$token FIRST_OP=$first_op OP_COUNT=$op_count wrk -t"$(( connections < 2 ? 1 : 2 ))" -c"$connections" -d"${3:-$duration}s" --latency "${script[@]}" "http://127.0.0.1:$port$2")
     awk 'function ms(v) {
              if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /m$/) return v * 60000; if (v ~ /s$/) return v * 1000; return v
          }
          /Requests\/sec/ { rps = $2 } / 50% / { p50 = ms($2) } / 99% / { p99 = ms($2) }
          END { printf "%d %.1f %.1f", rps, p50, p99 }' <<<"$out"
+}
+
+# The same load, unmeasured, for the warm-up.
+warm() {   # $1: script or "-", $2: path
+    if (( warmup > 0 )); then load "$1" "$2" "$warmup" >/dev/null; fi
 }
 
 # Milliseconds a batch takes, median of three after one unmeasured warm-up (JIT, page cache).
@@ -124,14 +134,22 @@ bench_store() {   # $1: store name, $2: DEVICEOPS_DATABASE, $3: run number
     eval "$seed"   # FIRST_OP, OP_COUNT
     first_op=$FIRST_OP op_count=$OP_COUNT
     say "$store (run $run of $runs): measuring"
+    warm - /healthz
     healthz=$(load - /healthz)
     # A webhook receiver for every relocation the PUT load makes: delivery lag under that load.
     start_receiver "http://127.0.0.1:$port" "$token" "$work/lag-$store"
+    if (( warmup > 0 )); then
+        warm put.lua /
+        sleep 5   # the warm-up's deliveries drain, then count no more
+        reset_receiver
+    fi
     put=$(load put.lua /)
     sleep 5   # let the dispatcher drain what the load left behind
     stop_receiver
     read -r lag_p50 lag_p99 lag_count <"$work/lag-$store"
+    warm get.lua /
     get=$(load get.lua /)
+    warm list.lua /
     list=$(load list.lua /)
     batch=$(timed_batch "$first_op" 10000)
     rss=$(peak_rss)
@@ -182,7 +200,7 @@ report() {   # $1: store
     local store=$1 reference label
     if [[ $store == postgresql ]]; then reference=pgbench label="pgbench -N"; else reference=disk label="disk sync rate"; fi
     echo
-    echo "### $store ($connections connections, ${duration} s each; $(nproc) cores, load generator on the same machine; median of $runs run(s))"
+    echo "### $store ($connections connections, ${duration} s each after a ${warmup} s warm-up; $(nproc) cores, load generator on the same machine; median of $runs run(s))"
     echo
     echo "| scenario | requests/s | p50 ms | p99 ms | ratio (median; each run) |"
     echo "|---|---|---|---|---|"

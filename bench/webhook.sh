@@ -2,6 +2,7 @@
 # makes (bench/receiver.py), registered with the server under test.
 #
 #   start_receiver BASE_URL TOKEN LAG_FILE   # sets receiver_pid; the receiver prints its lag figures to LAG_FILE
+#   reset_receiver                           # SIGUSR1: the receiver forgets what it has recorded (after a warm-up)
 #   stop_receiver                            # SIGTERM: the receiver writes 'lag_p50_ms lag_p99_ms count' and exits
 
 start_receiver() {
@@ -12,6 +13,10 @@ start_receiver() {
     curl -fsS -o /dev/null -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
         -d "{\"url\": \"http://127.0.0.1:$receiver_port/hook\", \"secret\": \"bench-webhook-secret-123\", \"events\": [\"device.relocated\"]}" \
         "$base/api/v1/webhook/"
+}
+
+reset_receiver() {
+    kill -USR1 "$receiver_pid"
 }
 
 stop_receiver() {
