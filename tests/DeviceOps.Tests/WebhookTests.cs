@@ -374,6 +374,35 @@ public sealed class WebhookTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task ABacklogLargerThanTheConcurrencyIsAllDeliveredNeverMoreThanThatAtOnce()
+    {
+        // A round claims several times the concurrency; the sends must still go that many at a time.
+        var narrow = WithWebhookSettings(new DeviceOpsFactory());
+        narrow.Settings["DeviceOps:Webhooks:Concurrency"] = "2";
+        _others.Add(narrow);
+        await narrow.InitializeAsync();
+        using var admin = narrow.Admin();
+        await using var receiver = await WebhookReceiver.StartAsync();
+        receiver.Hold = TimeSpan.FromMilliseconds(50);
+        var organization = await Seeder.OrganizationAsync(admin);
+        await CreateAsync(admin, receiver);
+
+        // Twelve devices: twelve queues, each with a head that may go at once.
+        var devices = new List<JsonObject>();
+        for (var i = 0; i < 12; i++)
+        {
+            devices.Add(await Seeder.DeviceAsync(admin, organization));
+        }
+
+        await receiver.WaitUntilAsync(r => r.Accepted.Count == devices.Count * CreationEvents, "every device's creation events", seconds: 30);
+        Assert.Equal(2, receiver.MostInFlight);
+        foreach (var device in devices)
+        {
+            Assert.Equal(CreationEvents, receiver.Accepted.Count(a => a.DeviceId == Code(device)));
+        }
+    }
+
+    [Fact]
     public async Task DeletingAWebhookStopsItsPendingDeliveries()
     {
         using var admin = _factory.Admin();

@@ -36,6 +36,15 @@ public sealed class WebhookReceiver : IAsyncDisposable
     public string Url => $"http://127.0.0.1:{Port.ToString(CultureInfo.InvariantCulture)}/hooks/deviceops";
     public ConcurrentQueue<Arrival> Arrivals { get; } = new();
 
+    /// <summary>How long the receiver takes before it answers (default: at once).</summary>
+    public TimeSpan Hold { get; set; }
+
+    private int _inFlight;
+    private int _mostInFlight;
+
+    /// <summary>The most requests the receiver has held at one time.</summary>
+    public int MostInFlight => Volatile.Read(ref _mostInFlight);
+
     /// <summary>The status code to answer an event with (default 204).</summary>
     public Func<JsonObject, int> Answer { get; set; } = _ => 204;
 
@@ -74,6 +83,27 @@ public sealed class WebhookReceiver : IAsyncDisposable
     }
 
     private async Task<IResult> Receive(HttpRequest request)
+    {
+        var inFlight = Interlocked.Increment(ref _inFlight);
+        try
+        {
+            for (var most = Volatile.Read(ref _mostInFlight); inFlight > most; most = Volatile.Read(ref _mostInFlight))
+            {
+                Interlocked.CompareExchange(ref _mostInFlight, inFlight, most);
+            }
+            if (Hold > TimeSpan.Zero)
+            {
+                await Task.Delay(Hold);
+            }
+            return await RecordAsync(request);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _inFlight);
+        }
+    }
+
+    private async Task<IResult> RecordAsync(HttpRequest request)
     {
         using var buffer = new MemoryStream();
         await request.Body.CopyToAsync(buffer);
