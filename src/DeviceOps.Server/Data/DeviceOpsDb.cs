@@ -229,8 +229,7 @@ public abstract class DeviceOpsDb(DbContextOptions options) : DbContext(options)
             e.Property(v => v.RequestId).HasMaxLength(128);
             e.Property(v => v.PerformedBy).HasMaxLength(254);
             e.HasIndex(v => v.EventId).IsUnique();
-            e.HasIndex(v => new { v.Tx, v.Id });
-            e.HasIndex(v => new { v.DeviceCode, v.Tx, v.Id });
+            // The feed's order has its indexes per store (below): (tx, id) on PostgreSQL, id on SQLite.
             e.HasIndex(v => v.OccurredAt);
             e.HasOne(v => v.Device).WithMany().OnDelete(DeleteBehavior.Restrict);
             e.HasOne(v => v.Operation).WithMany().OnDelete(DeleteBehavior.Restrict);
@@ -302,6 +301,14 @@ public abstract class DeviceOpsDb(DbContextOptions options) : DbContext(options)
 public sealed class SqliteDeviceOpsDb(DbContextOptions<SqliteDeviceOpsDb> options) : DeviceOpsDb(options)
 {
     public override bool IsPostgres => false;
+
+    protected override void OnModelCreating(ModelBuilder modelBuilder)
+    {
+        base.OnModelCreating(modelBuilder);
+        // One writer commits in id order and tx is always 0: the feed reads by id (the rowid), and
+        // one device's feed by (device, id) — a range from the cursor, not all the device's events.
+        modelBuilder.Entity<OutboxEvent>().HasIndex(v => new { v.DeviceCode, v.Id });
+    }
 }
 
 public sealed class PostgresDeviceOpsDb(DbContextOptions<PostgresDeviceOpsDb> options) : DeviceOpsDb(options)
@@ -311,7 +318,11 @@ public sealed class PostgresDeviceOpsDb(DbContextOptions<PostgresDeviceOpsDb> op
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
         base.OnModelCreating(modelBuilder);
-        // The writer's transaction id, stamped by the database itself at insert.
-        modelBuilder.Entity<OutboxEvent>().Property(v => v.Tx).HasDefaultValueSql("(pg_current_xact_id()::text)::bigint");
+        // The writer's transaction id, stamped by the database itself at insert; the feed reads in
+        // (tx, id) order, below the oldest transaction still running (Events/EventReader.cs).
+        var events = modelBuilder.Entity<OutboxEvent>();
+        events.Property(v => v.Tx).HasDefaultValueSql("(pg_current_xact_id()::text)::bigint");
+        events.HasIndex(v => new { v.Tx, v.Id });
+        events.HasIndex(v => new { v.DeviceCode, v.Tx, v.Id });
     }
 }

@@ -262,9 +262,7 @@ namespace DeviceOps.Data.Migrations.Sqlite
 
                     b.HasIndex("OccurredAt");
 
-                    b.HasIndex("Tx", "Id");
-
-                    b.HasIndex("DeviceCode", "Tx", "Id");
+                    b.HasIndex("DeviceCode", "Id");
 
                     b.ToTable("events", (string)null);
                 });
