@@ -385,21 +385,26 @@ public sealed class WebhookTests : IAsyncLifetime, IDisposable
         await using var receiver = await WebhookReceiver.StartAsync();
         receiver.Hold = TimeSpan.FromMilliseconds(50);
         var organization = await Seeder.OrganizationAsync(admin);
-        await CreateAsync(admin, receiver);
-
-        // Twelve devices: twelve queues, each with a head that may go at once.
         var devices = new List<JsonObject>();
         for (var i = 0; i < 12; i++)
         {
             devices.Add(await Seeder.DeviceAsync(admin, organization));
         }
+        await CreateAsync(admin, receiver, events: ["operation.created"]);
 
-        await receiver.WaitUntilAsync(r => r.Accepted.Count == devices.Count * CreationEvents, "every device's creation events", seconds: 30);
-        Assert.Equal(2, receiver.MostInFlight);
-        foreach (var device in devices)
+        // One batch, one commit: twelve devices' queues each get a head at the same moment.
+        var batch = new JsonArray([.. devices.Select(d => (JsonNode)new JsonObject
         {
-            Assert.Equal(CreationEvents, receiver.Accepted.Count(a => a.DeviceId == Code(device)));
-        }
+            ["device_id"] = Code(d),
+            ["operation_type"] = "maintenance",
+            ["status"] = "scheduled",
+        })]);
+        var created = await admin.PostJsonAsync(Api.Operations, batch);
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+
+        await receiver.WaitUntilAsync(r => r.Accepted.Count == devices.Count, "every device's operation.created", seconds: 30);
+        Assert.Equal(2, receiver.MostInFlight);
+        Assert.Equal(devices.Select(Code).Order(), receiver.Accepted.Select(a => a.DeviceId).Order());
     }
 
     [Fact]

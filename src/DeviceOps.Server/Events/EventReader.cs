@@ -38,7 +38,7 @@ public static class EventReader
     /// transaction still running), on SQLite (no horizon) by id alone. Each read must start at the
     /// cursor in an index, not walk the outbox from its start: the webhook dispatcher reads twice a
     /// round and the stream after every commit, and such a walk grew with the table (4 ms a read
-    /// at 30,000 events on SQLite, most of a dispatcher round's cost).
+    /// at 30,000 events on SQLite).
     /// </summary>
     internal static IQueryable<OutboxEvent> After(IQueryable<OutboxEvent> events, EventCursor after, long? horizon) =>
         horizon is { } below
