@@ -75,6 +75,14 @@ public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFact
         }
         finally
         {
+            try
+            {
+                await SentAsync();
+            }
+            catch (OperationCanceledException)
+            {
+                // Stopped mid-send: unrecorded, those are sent again by the next start or instance.
+            }
             await RecordedAsync();
         }
     }
@@ -115,8 +123,26 @@ public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFact
     /// <summary>Whether the last round fanned anything out.</summary>
     private bool _fannedOutLast;
 
+    /// <summary>The last round's sends, still going while the next round fans out and claims.</summary>
+    private Task _sending = Task.CompletedTask;
+
     /// <summary>The last round's results, still being written while the next round starts.</summary>
     private Task _recording = Task.CompletedTask;
+
+    private async Task SentAsync()
+    {
+        var sending = _sending;
+        _sending = Task.CompletedTask;
+        try
+        {
+            await sending;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // Unrecorded, the leases run out and the deliveries are sent again.
+            logger.LogWarning(ex, "A round of webhook deliveries failed; they will be sent again.");
+        }
+    }
 
     private async Task RecordedAsync()
     {
@@ -134,12 +160,12 @@ public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFact
     }
 
     /// <summary>
-    /// One round: fans new events out and claims the due heads in one write, sends them, and
-    /// leaves their results to be written while the next round starts. Under a write load the
-    /// writer's queue, not the work, was a round's time (four writes and reads, each waiting
-    /// behind a group commit: some 37 ms for 32 deliveries, fewer than the PUTs made); on SQLite
-    /// the results and the next fan-out now often share one commit. True when anything was sent
-    /// or fanned out.
+    /// One round: fans new events out and claims the due heads in one write, then leaves them to
+    /// be sent while the next round fans out and claims, and their results to be written while
+    /// the round after starts. Under a write load a round's time is its round trips to the
+    /// database, not its work (see <see cref="SendsPerRound"/>); on SQLite the results and the
+    /// next fan-out often share one commit. True when anything was claimed or fanned out, or
+    /// sends were still in flight.
     /// </summary>
     private async Task<bool> RoundAsync(CancellationToken cancellationToken)
     {
@@ -157,6 +183,7 @@ public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFact
         var now = Rfc3339.Now(clock);
         var owner = $"{_instance}-{Guid.NewGuid():N}";
         var concurrency = Math.Max(1, settings.Concurrency);
+        var perRound = concurrency * SendsPerRound;
         // Long enough for every send of the round to time out, one batch after another.
         var leaseUntil = Rfc3339.Truncate(now + (SendsPerRound * TimeSpan.FromSeconds(settings.TimeoutSeconds)) + TimeSpan.FromMinutes(1));
         var (fannedOut, claimedCount) = await writer.WriteAsync<(bool, int)>(async (wdb, token) =>
@@ -166,18 +193,43 @@ public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFact
             {
                 fanned |= await FanOutAsync(wdb, webhookId, token);
             }
-            var claimed = await ClaimAsync(wdb, now, owner, leaseUntil, concurrency * SendsPerRound, token);
+            var claimed = await ClaimAsync(wdb, now, owner, leaseUntil, perRound, token);
             return ((fanned, claimed), fanned || claimed > 0);
         }, cancellationToken);
         _fannedOutLast = fannedOut;
         if (claimedCount == 0)
         {
+            if (!_sending.IsCompleted)
+            {
+                // All that is due may wait behind the deliveries in flight: look again once they land.
+                await SentAsync();
+                return true;
+            }
             return fannedOut;
         }
         var claimedDeliveries = await db.Deliveries.AsNoTracking()
             .Include(d => d.Webhook).Include(d => d.OutboxEvent)
             .Where(d => d.LeaseOwner == owner)
             .ToListAsync(cancellationToken);
+        await SentAsync();
+        _sending = SendAndRecordAsync(claimedDeliveries, owner, settings, concurrency, cancellationToken);
+        if (claimedCount < perRound)
+        {
+            // Not behind: this round's sends finish before the next look. (A round costs about the
+            // same for a few deliveries as for many; on SQLite, overlapping rounds that were not
+            // full cost a PUT load 10 % of its rate for 20 ms less lag.)
+            await SentAsync();
+        }
+        // Behind (a full round): the sends go on while the next round fans out and claims, one
+        // round's sends at a time. A claim takes only heads, so no device's later event can pass
+        // one still in flight. On PostgreSQL, whose rounds are slow under load, this took the
+        // delivery lag of an 8 s PUT load from 1.4-2.7 s to 0.2-0.5 s.
+        return true;
+    }
+
+    private async Task SendAndRecordAsync(List<WebhookDelivery> claimedDeliveries, string owner, WebhookOptions settings,
+        int concurrency, CancellationToken cancellationToken)
+    {
         var results = new (WebhookDelivery Delivery, int? StatusCode, string? Error)[claimedDeliveries.Count];
         await Parallel.ForEachAsync(Enumerable.Range(0, results.Length),
             new ParallelOptions { MaxDegreeOfParallelism = concurrency, CancellationToken = cancellationToken },
@@ -185,7 +237,6 @@ public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFact
         await RecordedAsync();
         // Not cancelled by a stop: what was sent is recorded, not sent again.
         _recording = RecordAsync(results, owner, settings);
-        return true;
     }
 
     /// <summary>Webhooks with events after their cursor: a cheap look without a lock, as most rounds find nothing new.</summary>
