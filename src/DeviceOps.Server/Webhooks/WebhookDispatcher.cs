@@ -227,6 +227,7 @@ public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFact
         return true;
     }
 
+    /// <summary>Sends a round's deliveries, at most <paramref name="concurrency"/> at once, then starts writing their results.</summary>
     private async Task SendAndRecordAsync(List<WebhookDelivery> claimedDeliveries, string owner, WebhookOptions settings,
         int concurrency, CancellationToken cancellationToken)
     {
