@@ -325,7 +325,7 @@ public sealed class EventsTests(DeviceOpsFactory factory) : IClassFixture<Device
     }
 
     /// <summary>The database's plan for a query, a line per step (PostgreSQL with sequential scans off: a small table would get one).</summary>
-    private static async Task<List<string>> PlanAsync(DeviceOpsDb db, IQueryable<DeviceOps.Events.OutboxEvent> query)
+    private static async Task<List<string>> PlanAsync(DeviceOpsDb db, IQueryable<OutboxEvent> query)
     {
         await using var command = query.CreateDbCommand();
         await command.Connection!.OpenAsync();
