@@ -129,33 +129,30 @@ public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFact
     /// <summary>The last round's results, still being written while the next round starts.</summary>
     private Task _recording = Task.CompletedTask;
 
-    private async Task SentAsync()
+    private Task SentAsync()
     {
         var sending = _sending;
         _sending = Task.CompletedTask;
-        try
-        {
-            await sending;
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            // Unrecorded, the leases run out and the deliveries are sent again.
-            logger.LogWarning(ex, "A round of webhook deliveries failed; they will be sent again.");
-        }
+        return SettledAsync(sending, "A round of webhook deliveries failed");
     }
 
-    private async Task RecordedAsync()
+    private Task RecordedAsync()
     {
         var recording = _recording;
         _recording = Task.CompletedTask;
+        return SettledAsync(recording, "Could not record a round of webhook deliveries");
+    }
+
+    /// <summary>Awaits a round's sends or recording; a failure is only logged, as its leases run out and the deliveries are sent again (at least once, as promised).</summary>
+    private async Task SettledAsync(Task work, string failure)
+    {
         try
         {
-            await recording;
+            await work;
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            // The leases run out and the deliveries are sent again: at least once, as promised.
-            logger.LogWarning(ex, "Could not record a round of webhook deliveries; they will be sent again.");
+            logger.LogWarning(ex, "{Failure}; they will be sent again.", failure);
         }
     }
 
