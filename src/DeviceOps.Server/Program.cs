@@ -35,6 +35,7 @@ builder.UseDeviceOpsDefaults();
 builder.Services.AddDeviceOpsProblemDetails();
 builder.Services.AddDeviceOpsAuth();
 builder.Services.AddDeviceOpsJson();
+builder.Services.AddSingleton<BatchMemory>();
 builder.Services.AddDeviceOpsOpenApi();
 builder.Services.AddDeviceOpsRateLimits(builder.Configuration);
 builder.AddDeviceOpsWebhooks();
