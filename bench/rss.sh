@@ -11,6 +11,7 @@
 #   bench/rss.sh --server DIR             # an already published server instead of publishing this tree
 #   bench/rss.sh --webhook                # as bench/run.sh: a webhook receives every relocation during the PUT load
 #   DURATION=5 PORT=18777 bench/rss.sh    # wrk seconds per scenario (default 8); the server's port (default: a free one)
+#   KEEP_LOG=/tmp/server.log bench/rss.sh Logging__LogLevel__DeviceOps=Debug   # keep the server's log (here with the collections after batches)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -43,6 +44,7 @@ cleanup() {
     if [[ -n "$pid" ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
     if [[ -n "$receiver_pid" ]]; then kill "$receiver_pid" 2>/dev/null || true; wait "$receiver_pid" 2>/dev/null || true; fi
     [[ $store == postgresql ]] && pg_stop
+    if [[ -n "${KEEP_LOG:-}" ]]; then cp "$work/server.log" "$KEEP_LOG" || true; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
