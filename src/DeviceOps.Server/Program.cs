@@ -35,7 +35,6 @@ builder.UseDeviceOpsDefaults();
 builder.Services.AddDeviceOpsProblemDetails();
 builder.Services.AddDeviceOpsAuth();
 builder.Services.AddDeviceOpsJson();
-builder.Services.AddSingleton<BatchMemory>();
 builder.Services.AddDeviceOpsOpenApi();
 builder.Services.AddDeviceOpsRateLimits(builder.Configuration);
 builder.AddDeviceOpsWebhooks();

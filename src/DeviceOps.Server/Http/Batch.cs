@@ -64,10 +64,6 @@ public static class Batch
             return ([], new StatusProblem(Problems.Create(413, "batch_too_large", "Batch too large",
                 $"A batch may carry at most {limits.MaxBatchItems} items; this one has {count}. Split it.")));
         }
-        if (count >= BatchMemory.LargeBatchItems)
-        {
-            request.HttpContext.RequestServices.GetRequiredService<BatchMemory>().GiveBackAfter(request.HttpContext);
-        }
         var errors = new Errors();
         var items = new List<JsonElement>(count);
         var index = 0;
