@@ -5,6 +5,7 @@ using DeviceOps.Events;
 using DeviceOps.Http;
 using DeviceOps.Tests.Infrastructure;
 using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace DeviceOps.Tests;
@@ -158,6 +159,50 @@ public sealed class StoreTests(DeviceOpsFactory factory) : IClassFixture<DeviceO
             }
         }
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task APostgreSqlBatchLeavesNothingOfItsStatementsOnThePooledConnection(bool endsWithAQuery)
+    {
+        if (!DeviceOpsFactory.OnPostgres)
+        {
+            return;   // PostgreSQL's batches of statements
+        }
+        var store = factory.Services.GetRequiredService<SqlStore>();
+
+        var values = await RunBatchAsync(store, endsWithAQuery);
+
+        // The connection is back in the pool, idle: nothing there may still hold the batch's values.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        Assert.DoesNotContain(values, v => v.IsAlive);
+    }
+
+    /// <summary>Runs 500 statements as one batch, each with a value of its own, and answers weak references to the values.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static Task<List<WeakReference>> RunBatchAsync(SqlStore store, bool endsWithAQuery) =>
+        store.WritePostgresAsync<List<WeakReference>>(async (session, token) =>
+        {
+            var values = new List<WeakReference>();
+            for (var i = 0; i < 500; i++)
+            {
+                var value = new string('v', 64) + i.ToString(CultureInfo.InvariantCulture);
+                values.Add(new WeakReference(value));
+                await session.QueueAsync("UPDATE organizations SET name = name WHERE name = $1", [value], token);
+            }
+            if (endsWithAQuery)
+            {
+                await using var rows = await session.QueryAsync("SELECT count(*) FROM organizations", [], token);
+                Assert.True(await rows.Reader.ReadAsync(token));
+            }
+            else
+            {
+                await session.FlushAsync(token);
+            }
+            return (values, false);
+        }, CancellationToken.None);
 
     [Fact]
     public async Task APostgreSqlTableFilledInBulkHasFreshPlannerStatisticsWithinSeconds()

@@ -194,11 +194,28 @@ public sealed class SqlSession : IAsyncDisposable
         {
             _batch = null;
             _skippedResults = 0;
-            await using (batch)
+            try
             {
                 await batch.ExecuteNonQueryAsync(cancellationToken);
             }
+            finally
+            {
+                await ReleaseAsync(batch);
+            }
         }
+    }
+
+    /// <summary>
+    /// Disposes a batch with its statements let go. Npgsql keeps one data reader per pooled
+    /// connection, and that reader the list of statements it last ran, until the connection runs
+    /// another; a batch's list holds up to <see cref="MaxQueued"/> statements with their
+    /// parameters, so on PostgreSQL every 10,000-item batch left about 3 MB behind on some pooled
+    /// connection (40,000 parameters in a heap dump after four), for as long as it stayed idle.
+    /// </summary>
+    internal static ValueTask ReleaseAsync(NpgsqlBatch batch)
+    {
+        batch.BatchCommands.Clear();
+        return batch.DisposeAsync();
     }
 
     /// <summary>
@@ -338,7 +355,11 @@ public sealed class SqlRows(DbDataReader reader, IAsyncDisposable? command) : IA
     public async ValueTask DisposeAsync()
     {
         await Reader.DisposeAsync();
-        if (command is not null)
+        if (command is NpgsqlBatch batch)
+        {
+            await SqlSession.ReleaseAsync(batch);
+        }
+        else if (command is not null)
         {
             await command.DisposeAsync();
         }
