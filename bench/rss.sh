@@ -11,7 +11,7 @@
 #   bench/rss.sh --server DIR             # an already published server instead of publishing this tree
 #   bench/rss.sh --webhook                # as bench/run.sh: a webhook receives every relocation during the PUT load
 #   DURATION=5 PORT=18777 bench/rss.sh    # wrk seconds per scenario (default 8); the server's port (default: a free one)
-#   KEEP_LOG=/tmp/server.log bench/rss.sh Logging__LogLevel__DeviceOps=Debug   # keep the server's log (here with the collections after batches)
+#   KEEP_LOG=/tmp/server.log bench/rss.sh Logging__LogLevel__DeviceOps=Debug   # keep the server's log (here at debug level)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
