@@ -179,7 +179,11 @@ public static class AuthExtensions
 {
     public static IServiceCollection AddDeviceOpsAuth(this IServiceCollection services)
     {
-        services.AddAuthentication(TokenAuthenticationHandler.SchemeName)
+        // The core alone, not AddAuthentication: that also registers data protection, which only
+        // cookies and antiforgery use, and whose hosted service builds an XML key ring at start.
+        services.AddAuthenticationCore(options => options.DefaultScheme = TokenAuthenticationHandler.SchemeName);
+        services.AddWebEncoders();
+        new AuthenticationBuilder(services)
             .AddScheme<AuthenticationSchemeOptions, TokenAuthenticationHandler>(TokenAuthenticationHandler.SchemeName, null);
         services.AddSingleton<TokenCache>();
         services.AddAuthorizationBuilder().AddPolicies();
