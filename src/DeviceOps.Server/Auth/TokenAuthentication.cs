@@ -24,7 +24,7 @@ public sealed class Caller
 
     public Caller(ClaimsPrincipal user)
     {
-        Email = user.FindFirstValue(ClaimTypes.Name) ?? "";
+        Email = user.FindFirst(ClaimTypes.Name)?.Value ?? "";
         TokenId = user.FindFirst(TokenIdClaim)?.Value is { } id ? int.Parse(id, System.Globalization.CultureInfo.InvariantCulture) : null;
         RateLimitPerMinute = user.FindFirst(RateLimitClaim)?.Value is { } perMinute
             ? int.Parse(perMinute, System.Globalization.CultureInfo.InvariantCulture)
