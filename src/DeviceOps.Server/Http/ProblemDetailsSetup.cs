@@ -1,6 +1,9 @@
 using System.Diagnostics;
 using Microsoft.AspNetCore.Diagnostics;
+using HttpJsonOptions = Microsoft.AspNetCore.Http.Json.JsonOptions;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Extensions.Options;
 
 namespace DeviceOps.Http;
 
@@ -27,8 +30,61 @@ public static class ProblemDetailsSetup
                 problem.Detail = "An unexpected error occurred; it has been logged with this request_id.";
             }
         });
+        // Ahead of the framework's writer, which answers first when it can.
+        services.Insert(0, ServiceDescriptor.Singleton<IProblemDetailsWriter, ProblemJsonWriter>());
         services.AddExceptionHandler<BadRequestExceptionHandler>();
         return services;
+    }
+
+    /// <summary>
+    /// Writes every problem as <c>application/problem+json</c>, whatever the request's
+    /// <c>Accept</c> says. The framework's writer declines when <c>Accept</c> names no JSON type
+    /// (a browser's <c>text/html</c>, <c>application/xml</c>), and the error then went out as an
+    /// empty 500. An answer in a type the client did not list is allowed (RFC 9110, 12.1) and
+    /// tells it far more than none. Every problem also gets a <c>type</c> (the framework's
+    /// defaults had none for 429) and a title.
+    /// </summary>
+    private sealed class ProblemJsonWriter(IOptions<ProblemDetailsOptions> options, IOptions<HttpJsonOptions> json) : IProblemDetailsWriter
+    {
+        public bool CanWrite(ProblemDetailsContext context) => true;
+
+        public ValueTask WriteAsync(ProblemDetailsContext context)
+        {
+            var problem = context.ProblemDetails;
+            var response = context.HttpContext.Response;
+            var status = problem.Status ??= response.StatusCode;
+            problem.Type ??= TypeOf(status);
+            problem.Title ??= ReasonPhrases.GetReasonPhrase(status);
+            options.Value.CustomizeProblemDetails?.Invoke(context);
+            var typeInfo = json.Value.SerializerOptions.GetTypeInfo(problem.GetType());
+            return new ValueTask(response.WriteAsJsonAsync(problem, typeInfo, "application/problem+json", context.HttpContext.RequestAborted));
+        }
+
+        /// <summary>Where the status is defined; <c>about:blank</c> (RFC 9457, 4.2.1) for any other.</summary>
+        private static string TypeOf(int status) => status switch
+        {
+            400 => Rfc9110 + "15.5.1",
+            401 => Rfc9110 + "15.5.2",
+            403 => Rfc9110 + "15.5.4",
+            404 => Rfc9110 + "15.5.5",
+            405 => Rfc9110 + "15.5.6",
+            406 => Rfc9110 + "15.5.7",
+            408 => Rfc9110 + "15.5.9",
+            409 => Rfc9110 + "15.5.10",
+            411 => Rfc9110 + "15.5.12",
+            412 => Rfc9110 + "15.5.13",
+            413 => Rfc9110 + "15.5.14",
+            415 => Rfc9110 + "15.5.16",
+            422 => Rfc9110 + "15.5.21",
+            428 => Rfc6585 + "3",
+            429 => Rfc6585 + "4",
+            500 => Rfc9110 + "15.6.1",
+            503 => Rfc9110 + "15.6.4",
+            _ => "about:blank",
+        };
+
+        private const string Rfc9110 = "https://www.rfc-editor.org/rfc/rfc9110#section-";
+        private const string Rfc6585 = "https://www.rfc-editor.org/rfc/rfc6585#section-";
     }
 
     public static WebApplication UseDeviceOpsProblemDetails(this WebApplication app)

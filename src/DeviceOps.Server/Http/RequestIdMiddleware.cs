@@ -14,7 +14,14 @@ public static class RequestIdMiddleware
     {
         var given = context.Request.Headers[HeaderName].ToString();
         context.TraceIdentifier = IsAcceptable(given) ? given : Guid.CreateVersion7().ToString("N");
-        context.Response.Headers[HeaderName] = context.TraceIdentifier;
+        // Set as the answer starts, not now: the exception handler clears the headers of a
+        // failed response before it writes the 500, and that answer needs the id most.
+        context.Response.OnStarting(static state =>
+        {
+            var http = (HttpContext)state;
+            http.Response.Headers[HeaderName] = http.TraceIdentifier;
+            return Task.CompletedTask;
+        }, context);
         return next(context);
     });
 

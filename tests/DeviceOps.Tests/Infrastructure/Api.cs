@@ -50,6 +50,7 @@ public static class Api
         Assert.Equal((int)status, problem["status"]!.GetValue<int>());
         Assert.Equal(code, problem["code"]!.GetValue<string>());
         Assert.False(string.IsNullOrEmpty(problem["title"]?.GetValue<string>()));
+        Assert.False(string.IsNullOrEmpty(problem["type"]?.GetValue<string>()), $"no type: {text}");
         Assert.Equal(response.Headers.GetValues("X-Request-Id").Single(), problem["request_id"]!.GetValue<string>());
         return problem;
     }

@@ -1,0 +1,88 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using DeviceOps.Tests.Infrastructure;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace DeviceOps.Tests;
+
+/// <summary>
+/// Every error is a problem body with its request id, whatever the client said it accepts: a
+/// browser's <c>Accept: text/html</c> turned every error, a 401 included, into an empty 500.
+/// </summary>
+public sealed class ErrorAnswerTests(ErrorAnswerTests.Server factory) : IClassFixture<ErrorAnswerTests.Server>
+{
+    private const string FailingPath = "/test-only/failure";
+
+    /// <summary>The server with one more route, behind every endpoint, that fails as a bug would.</summary>
+    public sealed class Server : DeviceOpsFactory
+    {
+        protected override void ConfigureWebHost(IWebHostBuilder builder)
+        {
+            base.ConfigureWebHost(builder);
+            builder.ConfigureServices(services => services.AddSingleton<IStartupFilter, FailingRoute>());
+        }
+    }
+
+    private sealed class FailingRoute : IStartupFilter
+    {
+        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+        {
+            next(app);
+            app.Map(FailingPath, failing => failing.Run(_ => throw new InvalidOperationException("internal detail: connection string here")));
+        };
+    }
+
+    public static TheoryData<string?> Accepts => new()
+    {
+        null,
+        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        "text/html",
+        "application/xml",
+        "text/event-stream",
+    };
+
+    private HttpClient Client(string? accept, bool authenticated = true)
+    {
+        var client = authenticated ? factory.Admin() : factory.Anonymous();
+        if (accept is not null)
+        {
+            client.DefaultRequestHeaders.TryAddWithoutValidation("Accept", accept);
+        }
+        return client;
+    }
+
+    [Theory]
+    [MemberData(nameof(Accepts))]
+    public async Task ErrorsAreProblemsWhateverTheClientAccepts(string? accept)
+    {
+        using var anonymous = Client(accept, authenticated: false);
+        using var admin = Client(accept);
+        using var plain = factory.Admin();
+
+        var unauthorized = await anonymous.GetAsync(Api.Operations);
+        await unauthorized.AssertProblemAsync(HttpStatusCode.Unauthorized, "unauthorized");
+        Assert.True(unauthorized.Headers.WwwAuthenticate.Count > 0);
+        await (await admin.GetAsync($"{Api.Operations}987654321/")).AssertProblemAsync(HttpStatusCode.NotFound, "not_found");
+        await (await admin.GetAsync("/api/v1/no_such_resource/")).AssertProblemAsync(HttpStatusCode.NotFound, "not_found");
+        await (await admin.GetAsync($"{Api.Operations}?limit=abc")).AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed");
+        var count = (await plain.GetJsonAsync(Api.Operations))["count"]!.GetValue<int>();
+        var refused = await admin.PostJsonAsync(Api.Operations, new JsonObject { ["colour"] = "blue" });
+        await refused.AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed");
+        Assert.Equal(count, (await plain.GetJsonAsync(Api.Operations))["count"]!.GetValue<int>());
+    }
+
+    [Theory]
+    [MemberData(nameof(Accepts))]
+    public async Task AFailureNobodyPlannedForIsA500ProblemWithTheRequestIdAndNoInternals(string? accept)
+    {
+        using var client = Client(accept);
+
+        var response = await client.GetAsync(FailingPath);
+
+        var problem = await response.AssertProblemAsync(HttpStatusCode.InternalServerError, "internal_error");
+        Assert.DoesNotContain("connection string", problem.ToJsonString(), StringComparison.Ordinal);
+    }
+}
