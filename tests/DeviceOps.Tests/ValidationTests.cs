@@ -346,6 +346,12 @@ public sealed class ValidationTests(DeviceOpsFactory factory) : IClassFixture<De
         { """{"started_at": "2024-01-15T14:30:00+0100"}""", "started_at" },
         { """{"completed_at": ""}""", "completed_at" },
         { """{"location": "Building\u0000B"}""", "location" },
+        // RFC 3339 and nothing looser: the general parser took these.
+        { """{"started_at": "2024-01-15T14:30:00 Z"}""", "started_at" },
+        { """{"started_at": "2024-01-15T14:30:00,5Z"}""", "started_at" },
+        { """{"started_at": "2024-01-15T14:30:00Z\n"}""", "started_at" },
+        { """{"configuration": {"ports": 1e309}}""", "configuration.ports" },
+        { """{"configuration": {"ports": -1E400}}""", "configuration.ports" },
     };
 
     [Theory]
@@ -753,6 +759,49 @@ public sealed class ValidationTests(DeviceOpsFactory factory) : IClassFixture<De
 
     [Theory]
     [MemberData(nameof(Writes))]
+    public async Task LoneSurrogateEscapeReturns400MalformedJsonAndChangesNothing(string method, string target)
+    {
+        using var world = await SeedAsync();
+        var before = await SnapshotAsync(world);
+
+        var response = await SendAsync(world, method, target, Api.Json("""{"location": "Building \ud800 B"}"""));
+
+        var problem = await response.AssertProblemAsync(HttpStatusCode.BadRequest, "malformed_json");
+        Assert.Contains("byte 14", problem["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+        await AssertUnchangedAsync(world, before);
+    }
+
+    /// <summary>Strings that are not text, in each place a body holds strings.</summary>
+    public static TheoryData<byte[]> UnreadableBodies => new()
+    {
+        Encoding.UTF8.GetBytes("""{"notes": "\udfff\ud800x"}"""),
+        Encoding.UTF8.GetBytes("""{"\ud800": 1}"""),
+        Encoding.UTF8.GetBytes("""{"configuration": {"vlan": "\udc00"}}"""),
+        Encoding.UTF8.GetBytes("""{"configuration": {"\ud800": 1}}"""),
+        Around("{\"notes\": \"", [0xff], "\"}"),
+        Around("""{"no""", [0xc3, 0x28], """tes": 1}"""),
+    };
+
+    private static byte[] Around(string before, byte[] notUtf8, string after) =>
+        [.. Encoding.UTF8.GetBytes(before), .. notUtf8, .. Encoding.UTF8.GetBytes(after)];
+
+    [Theory]
+    [MemberData(nameof(UnreadableBodies))]
+    public async Task StringThatIsNotTextReturns400MalformedJsonAndChangesNothing(byte[] body)
+    {
+        using var world = await SeedAsync();
+        var before = await SnapshotAsync(world);
+        var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new("application/json");
+
+        var response = await SendAsync(world, "PATCH", "operation", content);
+
+        await response.AssertProblemAsync(HttpStatusCode.BadRequest, "malformed_json");
+        await AssertUnchangedAsync(world, before);
+    }
+
+    [Theory]
+    [MemberData(nameof(Writes))]
     public async Task EmptyBodyReturns400AndChangesNothing(string method, string target)
     {
         using var world = await SeedAsync();
@@ -808,6 +857,21 @@ public sealed class ValidationTests(DeviceOpsFactory factory) : IClassFixture<De
 
         await response.AssertProblemAsync(HttpStatusCode.UnsupportedMediaType, "unsupported_media_type");
         await AssertUnchangedAsync(world, before);
+    }
+
+    [Theory]
+    [InlineData("application/json; charset=\"utf-8\"")]
+    [InlineData("application/json; charset=UTF-8")]
+    public async Task JsonWithAUtf8CharsetQuotedOrNotIsAccepted(string contentType)
+    {
+        using var world = await SeedAsync();
+        var content = new ByteArrayContent(Encoding.UTF8.GetBytes("""{"location": "Building Q"}"""));
+        content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+
+        var response = await SendAsync(world, "PATCH", "operation", content);
+
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        Assert.Equal("Building Q", (await world.Admin.GetJsonAsync(world.DeviceUrl))["location"]!.GetValue<string>());
     }
 
     [Fact]

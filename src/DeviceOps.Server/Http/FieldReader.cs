@@ -175,13 +175,9 @@ public sealed partial class FieldReader
     public static bool TryParseTimestamp(string text, out DateTime utc)
     {
         utc = default;
-        if (text.Length < 20 || text.Length > 40 || text[10] is not ('T' or 't'))
-        {
-            return false;
-        }
-        var last = text[^1];
-        var hasOffset = last is 'Z' or 'z' || (text.Length > 6 && text[^6] is '+' or '-' && text[^3] == ':');
-        if (!hasOffset)
+        // RFC 3339's date-time and nothing looser: the general parser also takes a space before
+        // the Z or a comma before the fraction.
+        if (text.Length > 40 || !TimestampPattern().IsMatch(text))
         {
             return false;
         }
@@ -205,6 +201,9 @@ public sealed partial class FieldReader
             && at == text.LastIndexOf('@')
             && EmailPattern().IsMatch(text);
     }
+
+    [GeneratedRegex(@"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})\z")]
+    private static partial Regex TimestampPattern();
 
     [GeneratedRegex("^[a-z0-9]+(?:[_-][a-z0-9]+)*$")]
     private static partial Regex SlugPattern();
@@ -301,6 +300,12 @@ public static class ConfigurationRules
             if (message is null && v.ValueKind == JsonValueKind.String && v.GetString()!.Length > MaxStringLength)
             {
                 message = $"Must be at most {MaxStringLength} characters long.";
+            }
+            // Stored and sent on as written: a number past a double's range (1e309) would reach
+            // every reader of the device, its history and its events as infinity or an error.
+            if (message is null && v.ValueKind == JsonValueKind.Number && !(v.TryGetDouble(out var number) && double.IsFinite(number)))
+            {
+                message = "Must be a number within a double's range (about ±1.8e308).";
             }
             if (message is not null)
             {

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text.Json;
+using System.Text.Unicode;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
@@ -101,6 +102,11 @@ public static class JsonBody
         try
         {
             using var document = JsonDocument.Parse(buffer.WrittenMemory, new JsonDocumentOptions { MaxDepth = limits.MaxDepth });
+            if (FirstUnreadableString(buffer.WrittenSpan, limits.MaxDepth) is { } at)
+            {
+                return (default, Problems.Create(400, Problems.MalformedJson, "Malformed JSON",
+                    $"The string at byte {at + 1} of the request body is not text: it holds bytes that are not UTF-8 or an unpaired surrogate escape such as \\ud800."));
+            }
             return (document.RootElement.Clone(), null);
         }
         catch (JsonException ex)
@@ -108,6 +114,60 @@ public static class JsonBody
             var where = ex.LineNumber is { } line ? $" at line {line + 1}, position {ex.BytePositionInLine + 1}" : "";
             return (default, Problems.Create(400, Problems.MalformedJson, "Malformed JSON",
                 $"The request body is not valid JSON{where}."));
+        }
+    }
+
+    /// <summary>
+    /// The parser checks a string's bytes and escapes only when the string is read, so a name or
+    /// value with bytes that are not UTF-8, or an escaped lone surrogate (<c>"\ud800"</c>, which
+    /// I-JSON, RFC 7493, forbids), would otherwise fail deep inside a handler. Answers the byte
+    /// offset of the first such string or property name, or null when every one is text.
+    /// </summary>
+    private static long? FirstUnreadableString(ReadOnlySpan<byte> json, int maxDepth)
+    {
+        var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = maxDepth });
+        char[]? chars = null;
+        try
+        {
+            while (reader.Read())
+            {
+                if (reader.TokenType is not (JsonTokenType.String or JsonTokenType.PropertyName))
+                {
+                    continue;
+                }
+                if (!reader.ValueIsEscaped)
+                {
+                    if (!Utf8.IsValid(reader.ValueSpan))
+                    {
+                        return reader.TokenStartIndex;
+                    }
+                    continue;
+                }
+                if (chars is null || chars.Length < reader.ValueSpan.Length)
+                {
+                    if (chars is not null)
+                    {
+                        ArrayPool<char>.Shared.Return(chars);
+                    }
+                    chars = ArrayPool<char>.Shared.Rent(reader.ValueSpan.Length);
+                }
+                try
+                {
+                    reader.CopyString(chars);
+                }
+                catch (InvalidOperationException)
+                {
+                    return reader.TokenStartIndex;
+                }
+            }
+            return null;
+        }
+        finally
+        {
+            if (chars is not null)
+            {
+                ArrayPool<char>.Shared.Return(chars);
+            }
         }
     }
 
@@ -120,7 +180,8 @@ public static class JsonBody
         {
             return false;
         }
-        if (media.Charset.HasValue && !media.Charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase))
+        // A parameter value may be quoted (RFC 9110, 5.6.6): charset="utf-8" is utf-8.
+        if (media.Charset.HasValue && !HeaderUtilities.RemoveQuotes(media.Charset).Equals("utf-8", StringComparison.OrdinalIgnoreCase))
         {
             return false;
         }
