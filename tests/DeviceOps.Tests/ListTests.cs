@@ -102,6 +102,49 @@ public sealed class ListTests(DeviceOpsFactory factory) : IClassFixture<DeviceOp
         Assert.Equal(["limit", "offset", "ordering", "since", "status"], problem["errors"]!.AsObject().Select(p => p.Key).Order());
     }
 
+    [Theory]
+    [InlineData("/api/v1/token/?ordering=zzz", "ordering")]
+    [InlineData("/api/v1/webhook/?ordering=zzz", "ordering")]
+    [InlineData("/api/v1/inventory_device_operation/?ordering=--id", "ordering")]
+    [InlineData("/api/v1/events/?limit=abc", "limit")]
+    [InlineData("/api/v1/events/?limit=0", "limit")]
+    [InlineData("/api/v1/events/?limit=1001", "limit")]
+    [InlineData("/api/v1/events/?limit=99999999999999999999", "limit")]
+    public async Task EveryListRefusesAnOrderingOrLimitItCannotApply(string url, string parameter)
+    {
+        using var admin = factory.Admin();
+
+        var response = await admin.GetAsync(url);
+
+        var problem = await response.AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed");
+        Assert.Equal([parameter], problem["errors"]!.AsObject().Select(p => p.Key));
+    }
+
+    [Fact]
+    public async Task TokensAndWebhooksAreListedInTheOrderAskedFor()
+    {
+        using var admin = factory.Admin();
+        await factory.TokenAsync($"{Seeder.Unique("lister")}@example.com", ["devices:read"]);
+        await factory.TokenAsync($"{Seeder.Unique("lister")}@example.com", ["devices:read"]);
+        for (var i = 0; i < 2; i++)
+        {
+            var created = await admin.PostJsonAsync("/api/v1/webhook/", new JsonObject
+            {
+                ["url"] = "http://127.0.0.1:9/hook", ["secret"] = new string('s', 16), ["events"] = new JsonArray("*"),
+            });
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        }
+
+        foreach (var list in new[] { Api.Tokens, "/api/v1/webhook/" })
+        {
+            var ascending = Ids(await admin.GetJsonAsync($"{list}?ordering=id&limit=1000"));
+            var descending = Ids(await admin.GetJsonAsync($"{list}?ordering=-id&limit=1000"));
+            Assert.True(ascending.Length >= 2, list);
+            Assert.Equal(ascending.Order(), ascending);
+            Assert.Equal(ascending.Reverse(), descending);
+        }
+    }
+
     [Fact]
     public async Task FieldsProjectionKeepsOnlyTheNamedFieldsOfEachResult()
     {

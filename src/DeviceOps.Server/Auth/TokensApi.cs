@@ -77,11 +77,12 @@ public static class TokensApi
         HttpContext http, DeviceOpsDb db, CancellationToken cancellationToken)
     {
         var list = new ListQuery(http.Request);
-        var query = db.Tokens.AsNoTracking().OrderBy(t => t.Id).AsQueryable();
+        var query = db.Tokens.AsNoTracking();
         if (list.Text("user") is { } user)
         {
             query = query.Where(t => t.User == user);
         }
+        query = list.Order(query, Orderings, "id");
         if (list.Errors.Any)
         {
             return Problems.Validation(list.Errors.ToDictionary(), "The query string has invalid parameters; see errors.");
@@ -182,6 +183,10 @@ public static class TokensApi
         }
         return items;
     }
+
+    private static readonly Orderings<ApiToken, int> Orderings = new Orderings<ApiToken, int>(t => t.Id)
+        .By("id", t => t.Id)
+        .By("created_at", t => t.CreatedAt);
 }
 
 /// <summary>Makes tokens for the API and for the server's <c>token create</c> command alike.</summary>

@@ -82,12 +82,11 @@ public static class EventsApi
     public static async Task<Results<Ok<EventPage>, ValidationFailed>> Feed(HttpContext http, DeviceOpsDb db, CancellationToken cancellationToken)
     {
         var (filter, errors) = Read(http.Request, http.Request.Query["after"]);
+        var limit = ListQuery.Count(http.Request, errors, "limit", DefaultLimit, 1, MaxLimit);
         if (errors.Any)
         {
             return Problems.Validation(errors.ToDictionary(), "The query string has invalid parameters; see errors.");
         }
-        var list = new ListQuery(http.Request);
-        var limit = Math.Clamp(list.Request.Query.ContainsKey("limit") ? list.Limit : DefaultLimit, 1, MaxLimit);
         var (events, cursor, more) = filter.FromNow
             ? ([], await EventReader.EndAsync(db, cancellationToken), false)
             : await ReadAsync(db, http.Caller(), filter, limit, cancellationToken);

@@ -18,8 +18,8 @@ public sealed class ListQuery
     {
         Request = request;
         // Read now, so a bad limit or offset is reported with the filters' errors.
-        Limit = Int("limit", DefaultLimit, 1, MaxLimit);
-        Offset = Int("offset", 0, 0, int.MaxValue);
+        Limit = Count(request, Errors, "limit", DefaultLimit, 1, MaxLimit);
+        Offset = Count(request, Errors, "offset", 0, 0, int.MaxValue);
     }
 
     public Errors Errors { get; } = new();
@@ -88,16 +88,17 @@ public sealed class ListQuery
         return null;
     }
 
-    private int Int(string name, int fallback, int min, int max)
+    /// <summary>A count such as <c>limit</c> or <c>offset</c>, from <paramref name="min"/> to <paramref name="max"/>; absent is <paramref name="fallback"/>, anything else an error.</summary>
+    public static int Count(HttpRequest request, Errors errors, string name, int fallback, int min, int max)
     {
-        var value = Request.Query[name].ToString();
+        var value = request.Query[name].ToString();
         if (value.Length == 0)
         {
             return fallback;
         }
         if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var number) || number < min || number > max)
         {
-            Errors.Add(name, max == int.MaxValue ? $"Must be an integer of at least {min}." : $"Must be an integer from {min} to {max}.");
+            errors.Add(name, max == int.MaxValue ? $"Must be an integer of at least {min}." : $"Must be an integer from {min} to {max}.");
             return fallback;
         }
         return number;
@@ -111,7 +112,7 @@ public sealed class ListQuery
     {
         var ordering = Text("ordering", 64) ?? fallback;
         var descending = ordering.StartsWith('-');
-        var key = ordering.TrimStart('-');
+        var key = descending ? ordering[1..] : ordering;
         if (!orderings.TryGetValue(key, out var apply))
         {
             Errors.Add("ordering", $"\"{ordering}\" is not a valid ordering; use one of: {string.Join(", ", orderings.Keys)} (prefix '-' for descending).");

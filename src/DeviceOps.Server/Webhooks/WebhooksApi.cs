@@ -80,12 +80,13 @@ public static class WebhooksApi
         HttpContext http, DeviceOpsDb db, CancellationToken cancellationToken)
     {
         var list = new ListQuery(http.Request);
+        var query = list.Order(db.Webhooks.AsNoTracking(), WebhookOrderings, "id");
         if (list.Errors.Any)
         {
             return Problems.Validation(list.Errors.ToDictionary(), "The query string has invalid parameters; see errors.");
         }
         var names = await OrganizationNamesAsync(db, cancellationToken);
-        return TypedResults.Ok(await list.PageAsync(db.Webhooks.AsNoTracking().OrderBy(w => w.Id), w => w.ToResponse(names), cancellationToken));
+        return TypedResults.Ok(await list.PageAsync(query, w => w.ToResponse(names), cancellationToken));
     }
 
     public static async Task<Results<Ok<WebhookResponse>, NotFoundProblem>> Get(int id, DeviceOpsDb db, CancellationToken cancellationToken)
@@ -165,6 +166,7 @@ public static class WebhooksApi
     {
         var list = new ListQuery(http.Request);
         var status = list.Choice("status", DeliveryStatus.All);
+        var ordered = list.Order(db.Deliveries.AsNoTracking().Where(d => d.WebhookId == id), DeliveryOrderings, "-id");
         if (list.Errors.Any)
         {
             return Problems.Validation(list.Errors.ToDictionary(), "The query string has invalid parameters; see errors.");
@@ -173,12 +175,12 @@ public static class WebhooksApi
         {
             return Problems.NotFoundResult($"Webhook {id}");
         }
-        var query = db.Deliveries.AsNoTracking().Where(d => d.WebhookId == id);
+        var query = ordered;
         if (status is not null)
         {
             query = query.Where(d => d.Status == status);
         }
-        return TypedResults.Ok(await list.PageAsync(query.OrderByDescending(d => d.Id), ToResponse, cancellationToken));
+        return TypedResults.Ok(await list.PageAsync(query, ToResponse, cancellationToken));
     }
 
     public static async Task<Results<Accepted<DeliveryResponse>, NotFoundProblem>> Redeliver(
@@ -302,4 +304,13 @@ public static class WebhooksApi
         }
         return items;
     }
+
+    private static readonly Orderings<Webhook, int> WebhookOrderings = new Orderings<Webhook, int>(w => w.Id)
+        .By("id", w => w.Id)
+        .By("created_at", w => w.CreatedAt);
+
+    /// <summary>Newest first unless asked otherwise.</summary>
+    private static readonly Orderings<WebhookDelivery, long> DeliveryOrderings = new Orderings<WebhookDelivery, long>(d => d.Id)
+        .By("id", d => d.Id)
+        .By("created_at", d => d.CreatedAt);
 }
