@@ -6,6 +6,7 @@ using DeviceOps.Data;
 using DeviceOps.Events;
 using DeviceOps.Tests.Infrastructure;
 using DeviceOps.Webhooks;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace DeviceOps.Tests;
@@ -215,6 +216,39 @@ public sealed class WebhookTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task AStoredUrlThatCannotBeSentToFailsOnlyItsOwnDeliveriesWhichRetryAndDie()
+    {
+        using var admin = _factory.Admin();
+        await using var receiver = await WebhookReceiver.StartAsync();
+        var healthy = await CreateAsync(admin, receiver);
+        var broken = await CreateAsync(admin, receiver);
+        // A URL today's check refuses, stored as one accepted before that check would be: sending
+        // to it throws something other than an HTTP failure.
+        await using (var scope = _factory.Services.CreateAsyncScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<DeviceOpsDb>();
+            await db.Webhooks.Where(w => w.Id == broken).ExecuteUpdateAsync(s => s.SetProperty(w => w.Url, "http://\u202e.com/"));
+        }
+
+        var device = await Seeder.DeviceAsync(admin);
+        var events = await EventIdsAsync(admin, Code(device), CreationEvents);
+
+        // The same rounds carry both webhooks' deliveries: the healthy one's all arrive.
+        await receiver.WaitUntilAsync(r => r.Accepted.Count(a => a.DeviceId == Code(device)) == events.Count, "the healthy webhook's events");
+        await WaitForLogAsync(admin, healthy, l => l.Count(d => d!["status"]!.GetValue<string>() == "delivered") == events.Count,
+            "the healthy webhook's deliveries recorded");
+        for (var attempt = 1; attempt <= 3; attempt++)
+        {
+            await WaitForLogAsync(admin, broken, l => Attempts(l, events[0]) == attempt, $"attempt {attempt} recorded");
+            Tick();
+        }
+        var dead = ById(await DeliveriesAsync(admin, broken), events[0]);
+        Assert.Equal("dead", dead["status"]!.GetValue<string>());
+        Assert.Null(dead["last_status_code"]);
+        Assert.StartsWith("The request could not be sent", dead["last_error"]!.GetValue<string>(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task OnlyTheChosenEventTypesOfTheChosenOrganizationsAreSent()
     {
         using var admin = _factory.Admin();
@@ -307,7 +341,12 @@ public sealed class WebhookTests : IAsyncLifetime, IDisposable
         Assert.Single(problem.Messages("active"));
         Assert.Equal(["Unknown field."], problem.Messages("colour"));
 
-        foreach (var (url, events) in new[] { ("/relative/path", new JsonArray("*")), ("not a url", new JsonArray()) })
+        foreach (var (url, events) in new[]
+        {
+            ("/relative/path", new JsonArray("*")),
+            ("not a url", new JsonArray()),
+            ("http://\u202e.com/", new JsonArray("*")),   // Uri takes it, with .com as its host
+        })
         {
             var bad = await admin.PostJsonAsync(Webhooks, new JsonObject { ["url"] = url, ["secret"] = new string('s', 16), ["events"] = events });
             var details = await bad.AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed");

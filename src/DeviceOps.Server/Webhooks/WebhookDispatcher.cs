@@ -365,6 +365,14 @@ public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFact
         {
             error = $"No answer within {settings.TimeoutSeconds} s.";
         }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // Anything else (a URL stored before its check was tightened, say) is this delivery's
+            // failed attempt, retried and in the end dead like any other: thrown, it ended the
+            // whole round, and the round's other deliveries waited out their leases unsent.
+            logger.LogWarning(ex, "Webhook {WebhookId} delivery {DeliveryId} could not be sent", delivery.WebhookId, delivery.Id);
+            error = $"The request could not be sent: {ex.Message}";
+        }
         return (delivery, statusCode, error);
     }
 

@@ -268,9 +268,25 @@ public static class WebhooksApi
 
     private static string? CheckUrl(string text) =>
         Uri.TryCreate(text, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps)
-            && uri.Host.Length > 0 && string.IsNullOrEmpty(uri.UserInfo)
+            && HasHostToSendTo(uri) && string.IsNullOrEmpty(uri.UserInfo)
             ? null
             : "Must be an absolute http or https URL without credentials, e.g. https://alerts.example.com/deviceops.";
+
+    /// <summary>
+    /// The host as a request would name it: Uri accepts some hosts it cannot send to, such as a
+    /// bidirectional control character before <c>.com</c> (the host becomes <c>.com</c>).
+    /// </summary>
+    private static bool HasHostToSendTo(Uri uri)
+    {
+        try
+        {
+            return uri.Host.Length > 0 && Uri.CheckHostName(uri.IdnHost) != UriHostNameType.Unknown;
+        }
+        catch (UriFormatException)
+        {
+            return false;
+        }
+    }
 
     /// <summary>An array of strings (and, for organizations, integer ids); null when absent or null.</summary>
     private static List<string>? Strings(FieldReader fields, string name, bool required, bool numbersAllowed = false)
