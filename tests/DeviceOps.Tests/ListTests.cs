@@ -105,6 +105,7 @@ public sealed class ListTests(DeviceOpsFactory factory) : IClassFixture<DeviceOp
     [Theory]
     [InlineData("/api/v1/token/?ordering=zzz", "ordering")]
     [InlineData("/api/v1/webhook/?ordering=zzz", "ordering")]
+    [InlineData("/api/v1/webhook/1/deliveries/?ordering=zzz", "ordering")]
     [InlineData("/api/v1/inventory_device_operation/?ordering=--id", "ordering")]
     [InlineData("/api/v1/events/?limit=abc", "limit")]
     [InlineData("/api/v1/events/?limit=0", "limit")]

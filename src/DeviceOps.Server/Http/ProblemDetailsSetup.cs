@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using Microsoft.AspNetCore.Diagnostics;
-using HttpJsonOptions = Microsoft.AspNetCore.Http.Json.JsonOptions;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Options;
+using HttpJsonOptions = Microsoft.AspNetCore.Http.Json.JsonOptions;
 
 namespace DeviceOps.Http;
 
@@ -30,7 +30,8 @@ public static class ProblemDetailsSetup
                 problem.Detail = "An unexpected error occurred; it has been logged with this request_id.";
             }
         });
-        // Ahead of the framework's writer, which answers first when it can.
+        // First in line: the problem service asks its writers in turn, and the framework's own
+        // would otherwise take every request whose Accept it likes.
         services.Insert(0, ServiceDescriptor.Singleton<IProblemDetailsWriter, ProblemJsonWriter>());
         services.AddExceptionHandler<BadRequestExceptionHandler>();
         return services;

@@ -165,8 +165,12 @@ public static class WebhooksApi
         int id, HttpContext http, DeviceOpsDb db, CancellationToken cancellationToken)
     {
         var list = new ListQuery(http.Request);
-        var status = list.Choice("status", DeliveryStatus.All);
-        var ordered = list.Order(db.Deliveries.AsNoTracking().Where(d => d.WebhookId == id), DeliveryOrderings, "-id");
+        var query = db.Deliveries.AsNoTracking().Where(d => d.WebhookId == id);
+        if (list.Choice("status", DeliveryStatus.All) is { } status)
+        {
+            query = query.Where(d => d.Status == status);
+        }
+        query = list.Order(query, DeliveryOrderings, "-id");
         if (list.Errors.Any)
         {
             return Problems.Validation(list.Errors.ToDictionary(), "The query string has invalid parameters; see errors.");
@@ -174,11 +178,6 @@ public static class WebhooksApi
         if (!await db.Webhooks.AnyAsync(w => w.Id == id, cancellationToken))
         {
             return Problems.NotFoundResult($"Webhook {id}");
-        }
-        var query = ordered;
-        if (status is not null)
-        {
-            query = query.Where(d => d.Status == status);
         }
         return TypedResults.Ok(await list.PageAsync(query, ToResponse, cancellationToken));
     }
