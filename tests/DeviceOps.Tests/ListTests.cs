@@ -108,6 +108,8 @@ public sealed class ListTests(DeviceOpsFactory factory) : IClassFixture<DeviceOp
     [InlineData("/api/v1/webhook/1/deliveries/?ordering=zzz", "ordering")]
     [InlineData("/api/v1/inventory_device_operation/?ordering=--id", "ordering")]
     [InlineData("/api/v1/events/?limit=abc", "limit")]
+    [InlineData("/api/v1/events/?device_id=a%00b", "device_id")]
+    [InlineData("/api/v1/events/stream?device_id=%00", "device_id")]
     [InlineData("/api/v1/events/?limit=0", "limit")]
     [InlineData("/api/v1/events/?limit=1001", "limit")]
     [InlineData("/api/v1/events/?limit=99999999999999999999", "limit")]

@@ -352,6 +352,8 @@ public sealed class ValidationTests(DeviceOpsFactory factory) : IClassFixture<De
         { """{"started_at": "2024-01-15T14:30:00Z\n"}""", "started_at" },
         { """{"configuration": {"ports": 1e309}}""", "configuration.ports" },
         { """{"configuration": {"ports": -1E400}}""", "configuration.ports" },
+        { """{"configuration": {"ports": 0e99999999999}}""", "configuration.ports" },
+        { """{"configuration": {"ports": 1e-2147483649}}""", "configuration.ports" },
     };
 
     [Theory]
@@ -449,6 +451,7 @@ public sealed class ValidationTests(DeviceOpsFactory factory) : IClassFixture<De
         { """{"serial_number": null}""", "serial_number" },
         { """{"organization": {"id": 1}}""", "organization" },
         { """{"organization": "No Such Organization 7f3a"}""", "organization" },
+        { """{"organization": "a\u0000b"}""", "organization" },
     };
 
     [Theory]

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
 using DeviceOps.Data;
@@ -246,6 +247,60 @@ public sealed class WebhookTests : IAsyncLifetime, IDisposable
         Assert.Equal("dead", dead["status"]!.GetValue<string>());
         Assert.Null(dead["last_status_code"]);
         Assert.StartsWith("The request could not be sent", dead["last_error"]!.GetValue<string>(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AReceiversReasonPhraseWithANulIsRecordedAndHoldsUpNoOtherWebhook()
+    {
+        using var admin = _factory.Admin();
+        await using var receiver = await WebhookReceiver.StartAsync();
+        // Kestrel will not send a NUL in a reason phrase; a receiver on a bare socket will.
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        using var stop = new CancellationTokenSource();
+        var answering = AnswerWithNulReasonAsync(listener, stop.Token);
+        var healthy = await CreateAsync(admin, receiver);
+        var broken = await CreateWithUrlAsync(admin, $"http://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}/hook");
+
+        var device = await Seeder.DeviceAsync(admin);
+        var events = await EventIdsAsync(admin, Code(device), CreationEvents);
+
+        await WaitForLogAsync(admin, broken, l => Attempts(l, events[0]) == 1, "the failed attempt recorded");
+        await WaitForLogAsync(admin, healthy, l => l.Count(d => d!["status"]!.GetValue<string>() == "delivered") == events.Count,
+            "the healthy webhook's deliveries recorded");
+        var failed = ById(await DeliveriesAsync(admin, broken), events[0]);
+        // HttpClient refuses the phrase, quoting it in its message: the delivery's error.
+        Assert.Null(failed["last_status_code"]);
+        Assert.Contains("bad", failed["last_error"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.DoesNotContain("\0", failed["last_error"]!.GetValue<string>(), StringComparison.Ordinal);
+        await stop.CancelAsync();
+        listener.Stop();
+        await answering;
+    }
+
+    /// <summary>Answers every request on the socket with <c>500 bad\0nul</c> until stopped.</summary>
+    private static async Task AnswerWithNulReasonAsync(TcpListener listener, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (true)
+            {
+                using var client = await listener.AcceptTcpClientAsync(cancellationToken);
+                var stream = client.GetStream();
+                var buffer = new byte[64 * 1024];
+                var read = 0;
+                // The request's headers, then its body by Content-Length, which the dispatcher always sends.
+                while (!Encoding.ASCII.GetString(buffer, 0, read).Contains("\r\n\r\n", StringComparison.Ordinal))
+                {
+                    read += await stream.ReadAsync(buffer.AsMemory(read), cancellationToken);
+                }
+                await stream.WriteAsync("HTTP/1.1 500 bad\0nul\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"u8.ToArray(), cancellationToken);
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or SocketException)
+        {
+            // stopped
+        }
     }
 
     [Fact]
@@ -519,6 +574,16 @@ public sealed class WebhookTests : IAsyncLifetime, IDisposable
             body["organizations"] = new JsonArray([.. organizations.Select(o => JsonValue.Create(o))]);
         }
         var response = await admin.PostJsonAsync(Webhooks, body);
+        Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync());
+        return (await response.BodyAsync())["id"]!.GetValue<int>();
+    }
+
+    private static async Task<int> CreateWithUrlAsync(HttpClient admin, string url)
+    {
+        var response = await admin.PostJsonAsync(Webhooks, new JsonObject
+        {
+            ["url"] = url, ["secret"] = new string('s', 16), ["events"] = new JsonArray("*"),
+        });
         Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync());
         return (await response.BodyAsync())["id"]!.GetValue<int>();
     }

@@ -184,7 +184,7 @@ public sealed class Device
         {
             current.TryGetPropertyValue(key, out var before);
             next.TryGetPropertyValue(key, out var after);
-            if (!JsonNode.DeepEquals(before, after))
+            if (!SameValue(before, after))
             {
                 changes[$"configuration.{key}"] = Diff(before?.DeepClone(), after?.DeepClone());
             }
@@ -203,6 +203,23 @@ public sealed class Device
         }
         Record(change, HistoryEntry.Create(this, operation, HistoryActions.ConfigurationChange, changes, change));
         Configuration = json;
+    }
+
+    /// <summary>
+    /// JSON equality that never throws: System.Text.Json compares numbers by their digits and
+    /// throws on an exponent past an int's range (<c>0e99999999999</c>), which values stored
+    /// before such numbers were refused may hold; those compare as text.
+    /// </summary>
+    private static bool SameValue(JsonNode? before, JsonNode? after)
+    {
+        try
+        {
+            return JsonNode.DeepEquals(before, after);
+        }
+        catch (ArgumentOutOfRangeException)
+        {
+            return before?.ToJsonString() == after?.ToJsonString();
+        }
     }
 
     /// <summary>Changes what the device is: its name, serial number, type or organization.</summary>

@@ -31,6 +31,11 @@ public sealed record DeviceInput(
         {
             fields.Fail("organization", "Must be an organization's name or id.");
         }
+        else if (organization is { IsSet: true, Value.ValueKind: JsonValueKind.String } && FieldReader.HasNul(organization.Value.GetString()!))
+        {
+            // Looked up by name: PostgreSQL refuses the NUL as it binds the statement, a 500.
+            fields.Fail("organization", FieldReader.NulMessage);
+        }
         return new(
             fields.Text("device_id", 64, required: mode == Operations.WriteMode.Create, nullable: false),
             fields.Text("device_name", 200, required, nullable: false),

@@ -172,6 +172,10 @@ public static class EventsApi
             }
         }
         var device = request.Query["device_id"].ToString();
+        if (FieldReader.HasNul(device))
+        {
+            errors.Add("device_id", FieldReader.NulMessage);
+        }
         return (new EventFilter(cursor, types, device.Length > 0 ? device : null, fromNow), errors);
     }
 

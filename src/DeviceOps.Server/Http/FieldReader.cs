@@ -303,7 +303,7 @@ public static class ConfigurationRules
             }
             // Stored and sent on as written: a number past a double's range (1e309) would reach
             // every reader of the device, its history and its events as infinity or an error.
-            if (message is null && v.ValueKind == JsonValueKind.Number && !(v.TryGetDouble(out var number) && double.IsFinite(number)))
+            if (message is null && v.ValueKind == JsonValueKind.Number && !IsDouble(v))
             {
                 message = "Must be a number within a double's range (about ±1.8e308).";
             }
@@ -315,5 +315,20 @@ public static class ConfigurationRules
             result[property.Name] = JsonNode.Parse(v.GetRawText());
         }
         return result;
+    }
+
+    /// <summary>
+    /// A finite double written with an exponent of at most three digits: a longer one either
+    /// overflows or makes System.Text.Json throw when it compares the number (0e99999999999).
+    /// </summary>
+    private static bool IsDouble(JsonElement number)
+    {
+        if (!number.TryGetDouble(out var value) || !double.IsFinite(value))
+        {
+            return false;
+        }
+        var text = number.GetRawText();
+        var e = text.AsSpan().IndexOfAny('e', 'E');
+        return e < 0 || text.AsSpan(e + 1).TrimStart("+-").Length <= 3;
     }
 }

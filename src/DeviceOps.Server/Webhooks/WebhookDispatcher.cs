@@ -399,6 +399,9 @@ public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFact
         var mine = db.Deliveries.Where(d => d.Id == delivery.Id && d.LeaseOwner == owner);
         var dead = attempts >= settings.MaxAttempts;
         var next = dead ? now : Rfc3339.Truncate(now + settings.DelayAfter(attempts, 0.8 + (Random.Shared.NextDouble() * 0.4)));
+        // A receiver's reason phrase is the receiver's text: PostgreSQL's text cannot hold NUL,
+        // and refusing it failed the whole round's record.
+        error = error.Replace('\0', '\uFFFD');
         error = error.Length > 500 ? error[..500] : error;
         await mine.ExecuteUpdateAsync(s => s
             .SetProperty(d => d.Status, dead ? DeliveryStatus.Dead : DeliveryStatus.Pending)

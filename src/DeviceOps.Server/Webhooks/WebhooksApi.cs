@@ -147,7 +147,10 @@ public static class WebhooksApi
             return Problems.NotFoundResult($"Webhook {id}");
         }
         webhook.Update(fields.Url, fields.Secret, fields.Events, fields.OrganizationIds, fields.Active, fields.Description, Rfc3339.Now(clock));
-        await db.SaveChangesAsync(cancellationToken);
+        if (!await SavedAsync(db, cancellationToken))
+        {
+            return Problems.NotFoundResult($"Webhook {id}");
+        }
         var response = webhook.ToResponse(await OrganizationNamesAsync(db, cancellationToken));
         await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status200OK, response, null, clock, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
@@ -191,8 +194,28 @@ public static class WebhooksApi
             return Problems.NotFoundResult($"Delivery {deliveryId} of webhook {id}");
         }
         delivery.Redeliver(Rfc3339.Now(clock));
-        await db.SaveChangesAsync(cancellationToken);
+        if (!await SavedAsync(db, cancellationToken))
+        {
+            return Problems.NotFoundResult($"Delivery {deliveryId} of webhook {id}");
+        }
         return TypedResults.Accepted($"{Path}/{id}/deliveries/?status=pending", ToResponse(delivery));
+    }
+
+    /// <summary>
+    /// Saves a change to a row read a moment ago; false when the row was deleted meanwhile (a
+    /// webhook's DELETE, with its deliveries): the update found nothing, which is a 404.
+    /// </summary>
+    private static async Task<bool> SavedAsync(DeviceOpsDb db, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+            return true;
+        }
+        catch (DbUpdateConcurrencyException)
+        {
+            return false;
+        }
     }
 
     public static WebhookResponse ToResponse(this Webhook webhook, IReadOnlyDictionary<int, string> organizationNames) =>
