@@ -260,7 +260,7 @@ public sealed class WebhookTests : IAsyncLifetime, IDisposable
         using var stop = new CancellationTokenSource();
         var answering = AnswerWithNulReasonAsync(listener, stop.Token);
         var healthy = await CreateAsync(admin, receiver);
-        var broken = await CreateWithUrlAsync(admin, $"http://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}/hook");
+        var broken = await CreateAsync(admin, $"http://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}/hook", new string('s', 16));
 
         var device = await Seeder.DeviceAsync(admin);
         var events = await EventIdsAsync(admin, Code(device), CreationEvents);
@@ -561,12 +561,15 @@ public sealed class WebhookTests : IAsyncLifetime, IDisposable
 
     private static string Code(JsonObject device) => device["device_id"]!.GetValue<string>();
 
-    private static async Task<int> CreateAsync(HttpClient admin, WebhookReceiver receiver, string[]? events = null, string[]? organizations = null)
+    private static Task<int> CreateAsync(HttpClient admin, WebhookReceiver receiver, string[]? events = null, string[]? organizations = null) =>
+        CreateAsync(admin, receiver.Url, receiver.Secret, events, organizations);
+
+    private static async Task<int> CreateAsync(HttpClient admin, string url, string secret, string[]? events = null, string[]? organizations = null)
     {
         var body = new JsonObject
         {
-            ["url"] = receiver.Url,
-            ["secret"] = receiver.Secret,
+            ["url"] = url,
+            ["secret"] = secret,
             ["events"] = new JsonArray([.. (events ?? ["*"]).Select(e => JsonValue.Create(e))]),
         };
         if (organizations is not null)
@@ -574,16 +577,6 @@ public sealed class WebhookTests : IAsyncLifetime, IDisposable
             body["organizations"] = new JsonArray([.. organizations.Select(o => JsonValue.Create(o))]);
         }
         var response = await admin.PostJsonAsync(Webhooks, body);
-        Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync());
-        return (await response.BodyAsync())["id"]!.GetValue<int>();
-    }
-
-    private static async Task<int> CreateWithUrlAsync(HttpClient admin, string url)
-    {
-        var response = await admin.PostJsonAsync(Webhooks, new JsonObject
-        {
-            ["url"] = url, ["secret"] = new string('s', 16), ["events"] = new JsonArray("*"),
-        });
         Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync());
         return (await response.BodyAsync())["id"]!.GetValue<int>();
     }
