@@ -96,7 +96,11 @@ public static class StoreExtensions
                 : new SqliteConnectionStringBuilder { DataSource = setting.StartsWith("sqlite:", StringComparison.OrdinalIgnoreCase) ? setting[7..] : setting };
         builder.ForeignKeys = true;
         builder.Pooling = true;
-        builder.DefaultTimeout = 30;
+        if (setting is null || !(Has(setting, "Default Timeout") || Has(setting, "DefaultTimeout") || Has(setting, "Command Timeout")))
+        {
+            // How long a write waits for another process's write lock before it gives up (503).
+            builder.DefaultTimeout = 30;
+        }
         return builder.ToString();
     }
 

@@ -24,9 +24,9 @@ public static class ProblemDetailsSetup
             // The framework adds a W3C traceId of its own; request_id is the one identifier we promise.
             problem.Extensions.Remove("traceId");
             problem.Extensions.Remove("trace_id");
-            if (status >= 500)
+            if (status >= 500 && status != StatusCodes.Status503ServiceUnavailable)
             {
-                // Never leak exception text to a caller.
+                // Never leak exception text to a caller. (A 503 says only what we wrote for it.)
                 problem.Detail = "An unexpected error occurred; it has been logged with this request_id.";
             }
         });
@@ -34,6 +34,7 @@ public static class ProblemDetailsSetup
         // would otherwise take every request whose Accept it likes.
         services.Insert(0, ServiceDescriptor.Singleton<IProblemDetailsWriter, ProblemJsonWriter>());
         services.AddExceptionHandler<BadRequestExceptionHandler>();
+        services.AddExceptionHandler<StoreUnavailableExceptionHandler>();
         return services;
     }
 
@@ -93,6 +94,37 @@ public static class ProblemDetailsSetup
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         return app;
+    }
+
+    /// <summary>
+    /// The store refusing work for a while (<see cref="Data.StoreUnavailable"/>) is neither the
+    /// caller's mistake nor a bug: 503 with <c>Retry-After</c>, which clients and load balancers
+    /// know to retry, instead of a 500. What the request would have written was rolled back with
+    /// its transaction, or never began.
+    /// </summary>
+    private sealed class StoreUnavailableExceptionHandler(IProblemDetailsService problems, ILogger<StoreUnavailableExceptionHandler> logger)
+        : IExceptionHandler
+    {
+        /// <summary>Seconds a client should wait before trying again.</summary>
+        public const int RetryAfterSeconds = 1;
+
+        public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
+        {
+            if (!Data.StoreUnavailable.Is(exception))
+            {
+                return false;
+            }
+            logger.LogWarning(exception, "The store could not take a request; answered 503.");
+            httpContext.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            httpContext.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return await problems.TryWriteAsync(new ProblemDetailsContext
+            {
+                HttpContext = httpContext,
+                ProblemDetails = Problems.Create(StatusCodes.Status503ServiceUnavailable, "unavailable", "Service unavailable",
+                    "The database is unavailable or has no connection free; retry shortly."),
+                Exception = exception,
+            });
+        }
     }
 
     /// <summary>

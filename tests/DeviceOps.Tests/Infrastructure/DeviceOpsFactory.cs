@@ -55,11 +55,17 @@ public class DeviceOpsFactory : WebApplicationFactory<Program>, IAsyncLifetime
         else
         {
             _store = await ThrowawayStore.CreateAsync("deviceops-test");
-            ConnectionString = _store.ConnectionString;
+            ConnectionString = await UseStoreAsync(_store.ConnectionString);
         }
         // Start the host now, so migrations run before the first test.
         _ = Server;
     }
+
+    /// <summary>
+    /// The connection string this server uses for its fresh store; a test class may connect
+    /// differently (another role, other settings). Runs before the server starts.
+    /// </summary>
+    protected virtual Task<string> UseStoreAsync(string connectionString) => Task.FromResult(connectionString);
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
