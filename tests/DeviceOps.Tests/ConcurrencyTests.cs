@@ -36,6 +36,43 @@ public sealed class ConcurrencyTests(DeviceOpsFactory factory) : IClassFixture<D
         Assert.Equal(chain[^1]["to"]!.GetValue<string>(), final["location"]!.GetValue<string>());
     }
 
+    /// <summary>
+    /// Every answer shows the device's log as its own change left it: the 20 newest entries up to
+    /// and including the change's own, none missing and none of a later change — the history is
+    /// read in the change's own transaction.
+    /// </summary>
+    [Fact]
+    public async Task EachAnswerToConcurrentChangesOfOneDeviceShowsItsLogAsItsChangeLeftIt()
+    {
+        using var admin = factory.Admin();
+        var device = await Seeder.DeviceAsync(admin);
+        var code = device["device_id"]!.GetValue<string>();
+        var operations = new List<int>();
+        for (var i = 0; i < 4; i++)
+        {
+            operations.Add((await Seeder.OperationAsync(admin, code))["id"]!.GetValue<int>());
+        }
+
+        var answers = await Task.WhenAll(Enumerable.Range(0, 40).Select(async i =>
+        {
+            using var client = factory.Admin();
+            var response = await client.PatchJsonAsync($"{Api.Operations}{operations[i % 4]}/", new JsonObject { ["location"] = $"Rack {i}" });
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            return await response.BodyAsync();
+        }));
+
+        var log = (await Seeder.HistoryAsync(admin, code)).Select(e => e!).ToList();
+        foreach (var answer in answers)
+        {
+            var shown = answer["operational_history"]!.AsArray().Select(e => e!.ToJsonString()).ToList();
+            var own = answer["operational_history"]![0]!;
+            Assert.Equal("relocation", own["action"]!.GetValue<string>());
+            Assert.Equal(answer["location"]!.GetValue<string>(), own["changes"]!["location"]!["to"]!.GetValue<string>());
+            var expected = log.Where(e => e["id"]!.GetValue<long>() <= own["id"]!.GetValue<long>()).Take(20).Select(e => e.ToJsonString()).ToList();
+            Assert.Equal(expected, shown);
+        }
+    }
+
     [Fact]
     public async Task TwoOperationsOnOneDeviceWrittenAtOnceBothLeaveTheirEntries()
     {
