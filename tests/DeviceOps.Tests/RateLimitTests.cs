@@ -39,6 +39,24 @@ public sealed class RateLimitTests : OwnServerTests
     }
 
     [Fact]
+    public async Task ABodyCostingMoreThanTheWholeLimitTakesTheWindowInsteadOfFailing()
+    {
+        using var client = Factory.WithToken(await Factory.TokenAsync("tiny@example.com", ["devices:write", "devices:read"], rateLimitPerMinute: 1));
+        using var anonymous = Factory.Anonymous();
+        // 70 KiB costs two permits, the token has one a window; a 500 before.
+        var body = new JsonObject { ["device_id"] = "X", ["notes"] = new string('x', 70 * 1024) };
+        var big = await client.PostJsonAsync(Api.Devices, body);
+        await big.AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed");
+        await (await client.GetAsync(Api.Devices)).AssertProblemAsync(HttpStatusCode.TooManyRequests, "rate_limited");
+
+        // Without a token (three permits a window here): 4 MiB announced costs 64.
+        using var huge = new HttpRequestMessage(HttpMethod.Post, Api.Organizations) { Content = Api.Json(new string(' ', 4 * 1024 * 1024) + "{}") };
+        var refused = await anonymous.SendAsync(huge);
+        Assert.True((int)refused.StatusCode is 401 or 413, $"got {(int)refused.StatusCode}");
+        await (await anonymous.GetAsync(Api.Devices)).AssertProblemAsync(HttpStatusCode.TooManyRequests, "rate_limited");
+    }
+
+    [Fact]
     public async Task ALimitedTokenRecoversAfterTheWindow()
     {
         using var client = Factory.WithToken(await Factory.TokenAsync("burst@example.com", ["devices:read"], rateLimitPerMinute: 1));

@@ -124,11 +124,18 @@ public static class RateLimitSetup
         protected override ValueTask<RateLimitLease> AcquireAsyncCore(HttpContext resource, int permitCount, CancellationToken cancellationToken) =>
             inner.AcquireAsync(resource, Cost(resource, permitCount), cancellationToken);
 
+        /// <summary>
+        /// One permit per started <see cref="RateLimitOptions.BytesPerPermit"/> of body, at most the
+        /// caller's whole window: a body that costs more than the limit takes every permit of the
+        /// window (and then meets the body-size limits), where asking for more than a fixed
+        /// window holds made the limiter throw (a 500, even without a token).
+        /// </summary>
         private int Cost(HttpContext context, int permitCount)
         {
-            var length = context.Request.ContentLength ?? 0;
-            var blocks = (int)Math.Min(int.MaxValue, (length + options.Value.BytesPerPermit - 1) / options.Value.BytesPerPermit);
-            return Math.Max(permitCount, blocks);
+            var length = Math.Max(0, context.Request.ContentLength ?? 0);
+            var perPermit = options.Value.BytesPerPermit;
+            var blocks = length / perPermit + (length % perPermit > 0 ? 1 : 0);
+            return (int)Math.Min(Math.Max(permitCount, blocks), Math.Max(1, Limit(context, options.Value)));
         }
 
         protected override void Dispose(bool disposing)
