@@ -162,6 +162,25 @@ public sealed class ConcurrencyTests(DeviceOpsFactory factory) : IClassFixture<D
     }
 
     [Fact]
+    public async Task DeviceDeleteHonoursIfMatch()
+    {
+        using var admin = factory.Admin();
+        var device = await Seeder.DeviceAsync(admin, status: "decommissioned");
+        var url = $"{Api.Devices}{device["id"]}/";
+        var current = (await admin.GetAsync(url)).Headers.ETag!;
+
+        using var stale = new HttpRequestMessage(HttpMethod.Delete, url);
+        stale.Headers.IfMatch.Add(new EntityTagHeaderValue("\"999\""));
+        await (await admin.SendAsync(stale)).AssertProblemAsync(HttpStatusCode.PreconditionFailed, "precondition_failed");
+        Assert.Equal(HttpStatusCode.OK, (await admin.GetAsync(url)).StatusCode);
+
+        using var matching = new HttpRequestMessage(HttpMethod.Delete, url);
+        matching.Headers.IfMatch.Add(current);
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.SendAsync(matching)).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await admin.GetAsync(url)).StatusCode);
+    }
+
+    [Fact]
     public async Task DevicePatchWithStaleIfMatchReturns412()
     {
         using var admin = factory.Admin();

@@ -263,16 +263,20 @@ public static class DevicesApi
         }, cancellationToken);
     }
 
-    public static async Task<Results<NoContent, NotFoundProblem, ConflictProblem>> Delete(
+    public static async Task<Results<NoContent, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>> Delete(
         int id, HttpContext http, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken)
     {
-        return await writer.WriteAsync<Results<NoContent, NotFoundProblem, ConflictProblem>>(async (db, token) =>
+        return await writer.WriteAsync<Results<NoContent, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>>(async (db, token) =>
         {
             await db.LockDeviceAsync(id, token);
             var device = await Visible(db.Devices, http.Caller()).FirstOrDefaultAsync(d => d.Id == id, token);
             if (device is null)
             {
                 return (Problems.NotFoundResult($"Device {id}"), false);
+            }
+            if (!Preconditions.IfMatchHolds(http.Request, device.ETag()))
+            {
+                return (Problems.PreconditionFailedResult(), false);
             }
             var change = OperationsApi.NewChange(http, clock, null);
             if (!device.Delete(change))
