@@ -45,6 +45,33 @@ public sealed class WebhookTests : IAsyncLifetime, IDisposable
     public void Dispose() => _factory.Dispose();
 
     [Fact]
+    public async Task AListOfOrganizationsLongerThanTheStoreKeepsIsRefusedOnBothStores()
+    {
+        using var admin = _factory.Admin();
+        var names = new System.Collections.Concurrent.ConcurrentBag<string>();
+        await Parallel.ForEachAsync(Enumerable.Range(0, 600), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (_, _) =>
+        {
+            using var client = _factory.Admin();
+            names.Add(await Seeder.OrganizationAsync(client));
+        });
+        var before = (await admin.GetJsonAsync(Webhooks))["count"]!.GetValue<int>();
+        var body = new JsonObject
+        {
+            ["url"] = "https://receiver.example.com/hook",
+            ["secret"] = "a-secret-of-sixteen-or-more",
+            ["events"] = new JsonArray("device.relocated"),
+            ["organizations"] = new JsonArray([.. names.Select(n => JsonValue.Create(n))]),
+        };
+
+        var refused = await (await admin.PostJsonAsync(Webhooks, body)).AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed");
+
+        Assert.Contains("Too many organizations", refused.Messages("organizations").Single(), StringComparison.Ordinal);
+        Assert.Equal(before, (await admin.GetJsonAsync(Webhooks))["count"]!.GetValue<int>());
+        body["organizations"] = new JsonArray([.. names.Take(5).Select(n => JsonValue.Create(n))]);
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostJsonAsync(Webhooks, body)).StatusCode);
+    }
+
+    [Fact]
     public async Task AnEventCommittedAfterTheWebhookArrivesSignedAndVerifiable()
     {
         using var admin = _factory.Admin();

@@ -242,7 +242,7 @@ public abstract class DeviceOpsDb(DbContextOptions options) : DbContext(options)
             e.Property(w => w.Url).HasMaxLength(2000);
             e.Property(w => w.Secret).HasMaxLength(200);
             e.Property(w => w.EventTypes).HasMaxLength(1000);
-            e.Property(w => w.OrganizationIds).HasMaxLength(2000);
+            e.Property(w => w.OrganizationIds).HasMaxLength(Webhook.MaxOrganizationIdsLength);
             e.Property(w => w.Description).HasMaxLength(500);
             e.Property(w => w.CreatedBy).HasMaxLength(254);
             e.Ignore(w => w.EventTypeList);

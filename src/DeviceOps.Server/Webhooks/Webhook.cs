@@ -61,6 +61,12 @@ public sealed class Webhook
     }
 
     /// <summary>Changes what is given (null: keep). Turning a webhook off and on does not replay what it missed.</summary>
+    /// <summary>How long the stored list of organization ids may be (the column's size).</summary>
+    public const int MaxOrganizationIdsLength = 2000;
+
+    /// <summary>The organization ids as they are stored: distinct, in order, comma-separated.</summary>
+    public static string StoredOrganizationIds(IEnumerable<int> organizationIds) => string.Join(',', organizationIds.Distinct().Order());
+
     public void Update(string? url, string? secret, IEnumerable<string>? eventTypes, IEnumerable<int>? organizationIds,
         bool? active, Optional<string?> description, DateTime now)
     {
@@ -73,7 +79,7 @@ public sealed class Webhook
         }
         if (organizationIds is not null)
         {
-            OrganizationIds = string.Join(',', organizationIds.Distinct().Order());
+            OrganizationIds = StoredOrganizationIds(organizationIds);
         }
         Active = active ?? Active;
         if (description.IsSet)

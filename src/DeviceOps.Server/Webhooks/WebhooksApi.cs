@@ -271,6 +271,12 @@ public static class WebhooksApi
                 }
                 organizationIds.Add(organization.Id);
             }
+            if (Webhook.StoredOrganizationIds(organizationIds).Length > Webhook.MaxOrganizationIdsLength)
+            {
+                // PostgreSQL refused the row (a 500) where SQLite kept it.
+                fields.Fail("organizations", $"Too many organizations: their ids take over {Webhook.MaxOrganizationIdsLength} characters. " +
+                    "Leave the list out to receive every organization's events.");
+            }
         }
         bool? active = null;
         if (fields.Element("active", nullable: false) is { IsSet: true } given2)
