@@ -535,27 +535,69 @@ public sealed class AuthTests(DeviceOpsFactory factory) : IClassFixture<DeviceOp
         var secret = created["token"]!.GetValue<string>();
         var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret)));
 
-        var stored = new List<string>();
-        await using (DbConnection connection = DeviceOpsFactory.OnPostgres
-            ? new NpgsqlConnection(factory.ConnectionString)
-            : new SqliteConnection(factory.ConnectionString))
-        {
-            await connection.OpenAsync();
-            await using var command = connection.CreateCommand();
-            command.CommandText = "SELECT * FROM tokens";
-            await using var reader = await command.ExecuteReaderAsync();
-            while (await reader.ReadAsync())
-            {
-                for (var i = 0; i < reader.FieldCount; i++)
-                {
-                    stored.Add(Convert.ToString(reader.GetValue(i), System.Globalization.CultureInfo.InvariantCulture) ?? "");
-                }
-            }
-        }
+        var stored = await StoredValuesAsync("tokens");
 
         Assert.DoesNotContain(stored, value => value.Contains(secret, StringComparison.Ordinal));
         Assert.DoesNotContain(stored, value => value.Contains(DeviceOpsFactory.BootstrapSecret, StringComparison.Ordinal));
         Assert.Contains(hash, stored);
+    }
+
+    /// <summary>
+    /// A token created with an Idempotency-Key: the stored answer that replays it keeps no
+    /// secret either, so a replay answers the token without it (shown once, stored only as a
+    /// hash) and mints no second token.
+    /// </summary>
+    [Fact]
+    public async Task ATokenCreatedWithAnIdempotencyKeyLeavesItsSecretNowhereAndAReplayAnswersWithoutIt()
+    {
+        using var admin = factory.Admin();
+        var body = TokenBody(Email("retried"), "devices:read");
+        var key = Guid.NewGuid().ToString("N");
+        Task<HttpResponseMessage> SendAsync()
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, Api.Tokens) { Content = Api.Json(body) };
+            request.Headers.Add("Idempotency-Key", key);
+            return admin.SendAsync(request);
+        }
+        var first = await SendAsync();
+        Assert.Equal(HttpStatusCode.Created, first.StatusCode);
+        var created = await first.BodyAsync();
+        var secret = created["token"]!.GetValue<string>();
+        var count = (await admin.GetJsonAsync(Api.Tokens))["count"]!.GetValue<int>();
+
+        var replay = await SendAsync();
+
+        Assert.Equal(HttpStatusCode.Created, replay.StatusCode);
+        Assert.Equal("true", replay.Headers.GetValues("Idempotent-Replayed").Single());
+        var replayed = await replay.BodyAsync();
+        Assert.Equal(created["id"]!.GetValue<int>(), replayed["id"]!.GetValue<int>());
+        Assert.Null(replayed["token"]);
+        Assert.Equal(count, (await admin.GetJsonAsync(Api.Tokens))["count"]!.GetValue<int>());
+        Assert.DoesNotContain(await StoredValuesAsync("idempotency_records"), value => value.Contains(secret, StringComparison.Ordinal));
+        Assert.DoesNotContain(await StoredValuesAsync("tokens"), value => value.Contains(secret, StringComparison.Ordinal));
+    }
+
+    /// <summary>Every value of every row of a table, as text, read from the store directly.</summary>
+    private async Task<List<string>> StoredValuesAsync(string table)
+    {
+        var stored = new List<string>();
+        await using DbConnection connection = DeviceOpsFactory.OnPostgres
+            ? new NpgsqlConnection(factory.ConnectionString)
+            : new SqliteConnection(factory.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT * FROM {table}";
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            for (var i = 0; i < reader.FieldCount; i++)
+            {
+                var value = reader.GetValue(i);
+                stored.Add(value is byte[] bytes ? Encoding.UTF8.GetString(bytes)
+                    : Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture) ?? "");
+            }
+        }
+        return stored;
     }
 
     // ---- Identity and request ids -----------------------------------------------------------

@@ -121,8 +121,10 @@ public static class TokensApi
                 return (Problems.Validation(result.Errors.ToDictionary()), false);
             }
             var location = $"{Path}/{result.Token!.Id}/";
-            // A retried token creation answers the same secret instead of minting a second token.
-            await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status201Created, result.Response, location, clock, token);
+            // A retried token creation answers the same token instead of minting a second one, but
+            // without its secret: that is shown once and stored only as a hash, the stored answer
+            // included.
+            await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status201Created, result.Response! with { Token = null }, location, clock, token);
             return (TypedResults.Created(location, result.Response), true);
         }, cancellationToken);
     }
