@@ -234,6 +234,35 @@ public sealed class EventsTests(DeviceOpsFactory factory) : IClassFixture<Device
         Assert.Equal(["After"], resumed.Select(e => e["to"]!.GetValue<string>()));
     }
 
+    /// <summary>
+    /// Revocation holds at once for a stream already open: the change made after it never reaches
+    /// the revoked token's stream, which ends.
+    /// </summary>
+    [Fact]
+    public async Task AnOpenStreamEndsWhenItsTokenIsRevokedAndSendsNothingAfter()
+    {
+        using var admin = factory.Admin();
+        var (device, operation) = await Seeder.DeviceWithOperationAsync(admin);
+        var code = device["device_id"]!.GetValue<string>();
+        var created = await (await admin.PostJsonAsync(Api.Tokens, new JsonObject
+        {
+            ["user"] = "watcher@example.com",
+            ["scopes"] = new JsonArray("devices:read"),
+        })).BodyAsync();
+        using var watcher = factory.WithToken(created["token"]!.GetValue<string>());
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"{Events}stream?after=now&device_id={code}");
+        using var stream = await watcher.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+        using var reader = new StreamReader(await stream.Content.ReadAsStreamAsync(timeout.Token));
+        Assert.Equal("heartbeat", (await NextMessageAsync(reader, timeout.Token)).Type);
+
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"{Api.Tokens}{created["id"]}/")).StatusCode);
+        await admin.PatchJsonAsync($"{Api.Operations}{operation["id"]}/", new JsonObject { ["location"] = "After the revocation" });
+
+        var ended = await Assert.ThrowsAsync<InvalidOperationException>(() => NextEventAsync(reader, timeout.Token));
+        Assert.Equal("The stream ended.", ended.Message);
+    }
+
     /// <summary>PostgreSQL: a connection in a transaction with an id, open until disposed (on SQLite, none).</summary>
     private async Task<NpgsqlConnection?> OlderTransactionAsync()
     {

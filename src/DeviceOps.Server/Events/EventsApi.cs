@@ -124,10 +124,22 @@ public static class EventsApi
         // not wait for the next change. Its id is where the stream starts, to resume from.
         yield return new SseItem<EventResponse>(null!, "heartbeat") { EventId = filter.After.ToString() };
         var quietSince = clock.GetTimestamp();
+        var tokenCheckedAt = Environment.TickCount64;
         while (!cancellationToken.IsCancellationRequested)
         {
             var pulse = signal.Next();
             var (events, cursor, more) = await ReadAsync(db, caller, filter, MaxLimit, cancellationToken);
+            // A revocation holds at once for a stream already open too: before it sends anything,
+            // and at least every second while it is quiet, the stream asks whether its token
+            // is still good, and ends if not (a reconnect then gets the 401).
+            if (events.Count > 0 || Environment.TickCount64 - tokenCheckedAt >= TokenCheckInterval)
+            {
+                if (!await TokenStillValidAsync(db, caller, clock, cancellationToken))
+                {
+                    yield break;
+                }
+                tokenCheckedAt = Environment.TickCount64;
+            }
             filter = filter with { After = cursor };
             foreach (var item in events)
             {
@@ -148,6 +160,22 @@ public static class EventsApi
                 await EventSignal.WaitAsync(pulse, TimeSpan.FromSeconds(1), cancellationToken);
             }
         }
+    }
+
+    /// <summary>Milliseconds a quiet stream goes at most without checking its token.</summary>
+    private const long TokenCheckInterval = 1000;
+
+    /// <summary>Not revoked (through any instance, or by the token command) and not expired.</summary>
+    private static async Task<bool> TokenStillValidAsync(DeviceOpsDb db, Caller caller, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        if (caller.TokenId is not { } id)
+        {
+            return true;
+        }
+        var token = await db.Tokens.AsNoTracking().Where(t => t.Id == id)
+            .Select(t => new { t.RevokedAt, t.ExpiresAt })
+            .FirstOrDefaultAsync(cancellationToken);
+        return token is { RevokedAt: null } && (token.ExpiresAt is not { } expiresAt || expiresAt > clock.GetUtcNow().UtcDateTime);
     }
 
     /// <param name="FromNow">The client asked for <c>after=now</c>: start at the end of the feed.</param>
