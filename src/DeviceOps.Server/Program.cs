@@ -42,6 +42,7 @@ builder.AddDeviceOpsWebhooks();
 var app = builder.Build();
 
 app.UseRequestId();
+app.UseKnownMethods();
 app.UseHttpMetrics();
 app.UseDeviceOpsProblemDetails();
 app.UseAuthentication();

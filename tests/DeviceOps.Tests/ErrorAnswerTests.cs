@@ -74,6 +74,30 @@ public sealed class ErrorAnswerTests(ErrorAnswerTests.Server factory) : IClassFi
         Assert.Equal(count, (await plain.GetJsonAsync(Api.Operations))["count"]!.GetValue<int>());
     }
 
+    /// <summary>
+    /// A method no route serves is a 501 problem, and leaves no trace in /metrics, whose HTTP
+    /// series are labelled by method (each made-up method added series for good).
+    /// </summary>
+    [Theory]
+    [InlineData("TRACE", "/healthz")]
+    [InlineData("PROPFIND", "/api/v1/inventory_device/")]
+    [InlineData("XRANDOMWORD", "/metrics")]
+    public async Task AMethodNoRouteServesIsA501AndAddsNoMetricsSeries(string method, string path)
+    {
+        using var anonymous = factory.Anonymous();
+        Assert.Equal(HttpStatusCode.OK, (await anonymous.GetAsync("/healthz")).StatusCode);
+
+        var response = await anonymous.SendAsync(new HttpRequestMessage(new HttpMethod(method), path));
+
+        var problem = await response.AssertProblemAsync(HttpStatusCode.NotImplemented, "not_implemented");
+        Assert.Contains(method, problem["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+        var metrics = await anonymous.GetStringAsync("/metrics");
+        Assert.Matches("[{,]method=\"GET\"", metrics);
+        Assert.DoesNotMatch($"[{{,]method=\"{method}\"", metrics);
+        // Methods that are served still get a 405 where a route does not take them.
+        await (await anonymous.SendAsync(new HttpRequestMessage(HttpMethod.Put, "/healthz"))).AssertProblemAsync(HttpStatusCode.MethodNotAllowed, "method_not_allowed");
+    }
+
     [Theory]
     [MemberData(nameof(Accepts))]
     public async Task AFailureNobodyPlannedForIsA500ProblemWithTheRequestIdAndNoInternals(string? accept)

@@ -24,7 +24,7 @@ public static class ProblemDetailsSetup
             // The framework adds a W3C traceId of its own; request_id is the one identifier we promise.
             problem.Extensions.Remove("traceId");
             problem.Extensions.Remove("trace_id");
-            if (status >= 500 && status != StatusCodes.Status503ServiceUnavailable)
+            if (status >= 500 && status is not (StatusCodes.Status501NotImplemented or StatusCodes.Status503ServiceUnavailable))
             {
                 // Never leak exception text to a caller. (A 503 says only what we wrote for it.)
                 problem.Detail = "An unexpected error occurred; it has been logged with this request_id.";
@@ -81,6 +81,7 @@ public static class ProblemDetailsSetup
             428 => Rfc6585 + "3",
             429 => Rfc6585 + "4",
             500 => Rfc9110 + "15.6.1",
+            501 => Rfc9110 + "15.6.2",
             503 => Rfc9110 + "15.6.4",
             _ => "about:blank",
         };

@@ -64,6 +64,7 @@ public static class Problems
         415 => UnsupportedMediaType,
         422 => "unprocessable",
         429 => "rate_limited",
+        501 => "not_implemented",
         503 => "unavailable",
         _ when status >= 500 => "internal_error",
         _ => "error",
