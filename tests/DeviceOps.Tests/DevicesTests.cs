@@ -6,6 +6,29 @@ namespace DeviceOps.Tests;
 
 public sealed class DevicesTests(DeviceOpsFactory factory) : IClassFixture<DeviceOpsFactory>
 {
+    /// <summary>
+    /// Tokens, webhooks, list filters and device writes all read an organization given as digits
+    /// as its id, so no organization may be named with digits only (one named "1" was the
+    /// organization a device write meant by "1", while a token limited to "1" got organization 1).
+    /// </summary>
+    [Fact]
+    public async Task DigitsNameAnOrganizationByIdEverywhereAndNoNameIsOnlyDigits()
+    {
+        using var admin = factory.Admin();
+        var refused = await admin.PostJsonAsync(Api.Organizations, new JsonObject { ["name"] = "1234" });
+        var problem = await refused.AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed");
+        Assert.Contains("only digits", problem.Messages("name").Single(), StringComparison.Ordinal);
+        Assert.Empty((await admin.GetJsonAsync($"{Api.Organizations}?name=1234"))["results"]!.AsArray());
+
+        var name = await Seeder.OrganizationAsync(admin);
+        var id = (await admin.GetJsonAsync($"{Api.Organizations}?name={name}"))["results"]![0]!["id"]!.GetValue<int>();
+        var device = await Seeder.DeviceAsync(admin, organization: id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+        Assert.Equal(name, device["organization"]!.GetValue<string>());
+        var listed = (await admin.GetJsonAsync($"{Api.Devices}?organization={id}"))["results"]!.AsArray();
+        Assert.Contains(listed, d => d!["device_id"]!.GetValue<string>() == device["device_id"]!.GetValue<string>());
+    }
+
     [Fact]
     public async Task RegisteringADeviceAnswers201WithLocationAndACreatedEntry()
     {

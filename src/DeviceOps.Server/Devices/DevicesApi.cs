@@ -335,9 +335,22 @@ public static class DevicesApi
         return query;
     }
 
+    /// <summary>
+    /// A device's <c>organization</c> names an id as a number or a string of digits, as tokens,
+    /// webhooks and list filters read it (no organization's name is only digits); else a name.
+    /// </summary>
+    internal static bool IsOrganizationId(JsonElement value, out int id)
+    {
+        id = 0;
+        return value.ValueKind == JsonValueKind.Number
+            ? value.TryGetInt32(out id)
+            : value.ValueKind == JsonValueKind.String && value.GetString() is { Length: > 0 } text && text.All(char.IsAsciiDigit)
+                && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out id);
+    }
+
     private static async Task<Organization?> FindOrganizationAsync(DeviceOpsDb db, Caller caller, JsonElement value, CancellationToken cancellationToken)
     {
-        var organization = value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out var id)
+        var organization = IsOrganizationId(value, out var id)
             ? await db.Organizations.FirstOrDefaultAsync(o => o.Id == id, cancellationToken)
             : value.ValueKind == JsonValueKind.String && value.GetString() is { } name
                 ? await db.Organizations.FirstOrDefaultAsync(o => o.Name == name, cancellationToken)

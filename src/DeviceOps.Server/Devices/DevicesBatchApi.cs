@@ -122,10 +122,9 @@ public static class DevicesBatchApi
 
     private static Organization? Find(List<Organization> organizations, JsonElement value, Caller caller)
     {
-        var found = value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out var id)
+        var found = DevicesApi.IsOrganizationId(value, out var id)
             ? organizations.FirstOrDefault(o => o.Id == id)
-            : organizations.FirstOrDefault(o => o.Name == value.GetString()
-                || (int.TryParse(value.GetString(), NumberStyles.None, CultureInfo.InvariantCulture, out var n) && false && o.Id == n));
+            : value.ValueKind == JsonValueKind.String ? organizations.FirstOrDefault(o => o.Name == value.GetString()) : null;
         return found is not null && caller.CanSee(found.Id) ? found : null;
     }
 }
