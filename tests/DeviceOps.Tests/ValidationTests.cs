@@ -862,6 +862,36 @@ public sealed class ValidationTests(DeviceOpsFactory factory) : IClassFixture<De
         await AssertUnchangedAsync(world, before);
     }
 
+    /// <summary>Nothing decodes a compressed body: a gzip body was read as broken JSON, a plain one marked br was applied.</summary>
+    [Theory]
+    [InlineData("gzip", true)]
+    [InlineData("br", false)]
+    [InlineData("deflate, identity", false)]
+    public async Task ABodyWithAContentEncodingReturns415AndChangesNothing(string encoding, bool compress)
+    {
+        using var world = await SeedAsync();
+        var before = await SnapshotAsync(world);
+        var json = Encoding.UTF8.GetBytes("""{"location": "Building Z"}""");
+        if (compress)
+        {
+            using var packed = new MemoryStream();
+            using (var gzip = new System.IO.Compression.GZipStream(packed, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true))
+            {
+                gzip.Write(json);
+            }
+            json = packed.ToArray();
+        }
+        var content = new ByteArrayContent(json);
+        content.Headers.TryAddWithoutValidation("Content-Type", "application/json");
+        content.Headers.TryAddWithoutValidation("Content-Encoding", encoding);
+
+        var response = await SendAsync(world, "PATCH", "operation", content);
+
+        var problem = await response.AssertProblemAsync(HttpStatusCode.UnsupportedMediaType, "unsupported_media_type");
+        Assert.Contains("Content-Encoding", problem["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+        await AssertUnchangedAsync(world, before);
+    }
+
     [Theory]
     [InlineData("application/json; charset=\"utf-8\"")]
     [InlineData("application/json; charset=UTF-8")]

@@ -70,6 +70,13 @@ public static class JsonBody
             return (default, Problems.Create(415, Problems.UnsupportedMediaType, "Unsupported media type",
                 "Send the body as application/json."));
         }
+        if (request.Headers.ContentEncoding.Any(e => !string.Equals(e?.Trim(), "identity", StringComparison.OrdinalIgnoreCase)))
+        {
+            // Nothing here decodes a body: a gzip body was read as broken JSON, and a plain body
+            // marked br was applied as if the mark were not there (RFC 9110, 8.4: 415).
+            return (default, Problems.Create(415, Problems.UnsupportedMediaType, "Unsupported media type",
+                "Send the body without a Content-Encoding: compressed bodies are not accepted."));
+        }
         if (request.ContentLength > max)
         {
             return (default, TooLarge(max));
