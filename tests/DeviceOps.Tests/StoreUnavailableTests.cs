@@ -36,6 +36,16 @@ public sealed class StoreUnavailableTests(StoreUnavailableTests.Server factory) 
             return database.ConnectionString;
         }
 
+        /// <summary>The role is the cluster's, not the database's: it goes once the database has.</summary>
+        public override async ValueTask DisposeAsync()
+        {
+            await base.DisposeAsync();
+            if (Role is not null)
+            {
+                await AsPostgresAsync($"DROP ROLE IF EXISTS {Role}");
+            }
+        }
+
         public static async Task AsPostgresAsync(params string[] statements)
         {
             await using var connection = new NpgsqlConnection(Environment.GetEnvironmentVariable(PostgresSetting));
