@@ -649,7 +649,7 @@ public sealed class WebhookTests : IAsyncLifetime, IDisposable
 
     private static async Task WaitForLogAsync(HttpClient admin, int webhook, Func<JsonArray, bool> condition, string what)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(8);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
         JsonArray log;
         while (!condition(log = await DeliveriesAsync(admin, webhook)))
         {

@@ -129,8 +129,14 @@ public sealed class WebhookReceiver : IAsyncDisposable
         return (t, CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(expected), Encoding.ASCII.GetBytes(v1)));
     }
 
-    /// <summary>Waits (real time) until the condition holds, polling; fails the test after the timeout.</summary>
-    public async Task WaitUntilAsync(Func<WebhookReceiver, bool> condition, string what, double seconds = 8)
+    /// <summary>
+    /// Waits (real time) until the condition holds, polling; fails the test after the timeout. A
+    /// wait ends as soon as the condition holds, so the timeout is generous: with every test class
+    /// running at once on PostgreSQL, a first delivery once took more than 8 s (a fresh clone's
+    /// run), and the feed also holds back commits while any transaction of the cluster that began
+    /// before them is open.
+    /// </summary>
+    public async Task WaitUntilAsync(Func<WebhookReceiver, bool> condition, string what, double seconds = 30)
     {
         var deadline = DateTime.UtcNow.AddSeconds(seconds);
         while (!condition(this))
