@@ -222,7 +222,7 @@ public static class TokenIssuer
         var names = new Dictionary<int, string>();
         foreach (var given in organizations)
         {
-            var organization = int.TryParse(given, NumberStyles.None, CultureInfo.InvariantCulture, out var id)
+            var organization = Organization.TryParseId(given, out var id)
                 ? await db.Organizations.FirstOrDefaultAsync(o => o.Id == id, cancellationToken)
                 : await db.Organizations.FirstOrDefaultAsync(o => o.Name == given, cancellationToken);
             if (organization is null)

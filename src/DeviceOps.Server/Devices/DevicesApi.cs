@@ -53,7 +53,7 @@ public static class DevicesApi
         }
         if (list.Text("organization", 200) is { } organization)
         {
-            query = int.TryParse(organization, NumberStyles.None, CultureInfo.InvariantCulture, out var organizationId)
+            query = Organization.TryParseId(organization, out var organizationId)
                 ? query.Where(d => d.OrganizationId == organizationId)
                 : query.Where(d => d.Organization.Name == organization);
         }
@@ -335,17 +335,13 @@ public static class DevicesApi
         return query;
     }
 
-    /// <summary>
-    /// A device's <c>organization</c> names an id as a number or a string of digits, as tokens,
-    /// webhooks and list filters read it (no organization's name is only digits); else a name.
-    /// </summary>
+    /// <summary>A device's <c>organization</c> names an id as a number, or as <see cref="Organization.TryParseId"/> reads a string; else a name.</summary>
     internal static bool IsOrganizationId(JsonElement value, out int id)
     {
         id = 0;
         return value.ValueKind == JsonValueKind.Number
             ? value.TryGetInt32(out id)
-            : value.ValueKind == JsonValueKind.String && value.GetString() is { Length: > 0 } text && text.All(char.IsAsciiDigit)
-                && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out id);
+            : value.ValueKind == JsonValueKind.String && Organization.TryParseId(value.GetString(), out id);
     }
 
     private static async Task<Organization?> FindOrganizationAsync(DeviceOpsDb db, Caller caller, JsonElement value, CancellationToken cancellationToken)

@@ -1,5 +1,3 @@
-using Microsoft.AspNetCore.Mvc;
-
 namespace DeviceOps.Http;
 
 public static class KnownMethods
@@ -24,12 +22,8 @@ public static class KnownMethods
         await context.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
         {
             HttpContext = context,
-            ProblemDetails = new ProblemDetails
-            {
-                Status = StatusCodes.Status501NotImplemented,
-                Title = "Not implemented",
-                Detail = $"This server serves GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS, not {context.Request.Method}.",
-            },
+            ProblemDetails = Problems.Create(StatusCodes.Status501NotImplemented, "not_implemented", "Not implemented",
+                $"This server serves GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS, not {context.Request.Method}."),
         });
     });
 }

@@ -26,7 +26,7 @@ public static class ProblemDetailsSetup
             problem.Extensions.Remove("trace_id");
             if (status >= 500 && status is not (StatusCodes.Status501NotImplemented or StatusCodes.Status503ServiceUnavailable))
             {
-                // Never leak exception text to a caller. (A 503 says only what we wrote for it.)
+                // Never leak exception text to a caller. (A 501 or 503 says only what we wrote for it.)
                 problem.Detail = "An unexpected error occurred; it has been logged with this request_id.";
             }
         });

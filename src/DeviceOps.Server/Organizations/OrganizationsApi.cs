@@ -64,10 +64,10 @@ public static class OrganizationsApi
         var errors = new Errors();
         var fields = new FieldReader(body, Writable, ReadOnly, errors);
         var name = fields.Text("name", 200, required: true, nullable: false).Value;
-        if (name is { Length: > 0 } && name.All(char.IsAsciiDigit))
+        if (name is not null && Organization.IsDigitsOnly(name))
         {
-            // Tokens, webhooks, device writes and list filters take an organization's id or its
-            // name, and read digits as the id: a name of digits would name another organization.
+            // Requests read digits as an id (Organization.TryParseId): a name of digits would
+            // name another organization.
             errors.Add("name", "Cannot be only digits: where an organization is named, digits are read as its id.");
         }
         if (errors.Any)

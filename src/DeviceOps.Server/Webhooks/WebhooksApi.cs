@@ -6,6 +6,7 @@ using DeviceOps.Data;
 using DeviceOps.Events;
 using DeviceOps.Http;
 using DeviceOps.Idempotency;
+using DeviceOps.Organizations;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
@@ -261,7 +262,7 @@ public static class WebhooksApi
             organizationIds = [];
             foreach (var given in organizations)
             {
-                var organization = int.TryParse(given, NumberStyles.None, CultureInfo.InvariantCulture, out var number)
+                var organization = Organization.TryParseId(given, out var number)
                     ? await db.Organizations.AsNoTracking().FirstOrDefaultAsync(o => o.Id == number, cancellationToken)
                     : await db.Organizations.AsNoTracking().FirstOrDefaultAsync(o => o.Name == given, cancellationToken);
                 if (organization is null)
