@@ -95,6 +95,35 @@ public sealed class HistoryTests : OwnServerTests
     }
 
     [Fact]
+    public async Task OperationAnswersEmbedTheDevicesLatestEntriesWhicheverCallWroteThem()
+    {
+        using var admin = Factory.Admin();
+        var (device, operation) = await Seeder.DeviceWithOperationAsync(admin);
+        var code = device["device_id"]!.GetValue<string>();
+        var operationUrl = $"{Api.Operations}{operation["id"]}/";
+        async Task<JsonArray> LatestInLog() => [.. (await Seeder.HistoryAsync(admin, code)).Take(20).Select(e => e!.DeepClone())];
+        async Task AssertEmbeds(JsonNode? history, string what)
+        {
+            var log = await LatestInLog();
+            Assert.True(JsonNode.DeepEquals(log, history), $"{what}:\n{history?.ToJsonString()}\nlog:\n{log.ToJsonString()}");
+        }
+
+        await AssertEmbeds((await admin.GetJsonAsync(operationUrl))["operational_history"], "first GET");
+        // Past twenty entries, changes through the operation interleaved with changes through the
+        // device (another write path): each answer, and each GET after it, shows the log's latest.
+        for (var i = 0; i < 24; i++)
+        {
+            using var changed = i % 5 == 3
+                ? await admin.PatchJsonAsync($"{Api.Devices}{device["id"]}/", new JsonObject { ["maintenance_notes"] = $"Checked {i}" })
+                : await admin.PatchJsonAsync(operationUrl, new JsonObject { ["location"] = $"Rack {i}", ["notes"] = $"Moved {i}" });
+            Assert.Equal(HttpStatusCode.OK, changed.StatusCode);
+            await AssertEmbeds(JsonNode.Parse(await changed.Content.ReadAsStringAsync())!["operational_history"], $"answer {i}");
+            await AssertEmbeds((await admin.GetJsonAsync(operationUrl))["operational_history"], $"GET after {i}");
+        }
+        Assert.Equal(20, (await admin.GetJsonAsync(operationUrl))["operational_history"]!.AsArray().Count);
+    }
+
+    [Fact]
     public async Task AuditTrailOfADeletedDeviceIsKept()
     {
         using var admin = Factory.Admin();

@@ -160,6 +160,58 @@ public sealed class StoreTests(DeviceOpsFactory factory) : IClassFixture<DeviceO
         }
     }
 
+    [Fact]
+    public async Task WhatAWriteLeavesForAfterItsCommitRunsOnlyIfItsChangeIsCommitted()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"deviceops-after-{Guid.NewGuid():N}.db");
+        try
+        {
+            await using (var setup = new SqliteConnection($"Data Source={file};Pooling=False"))
+            {
+                await setup.OpenAsync();
+                await using var command = setup.CreateCommand();
+                command.CommandText = "PRAGMA journal_mode=WAL; CREATE TABLE samples (id INTEGER PRIMARY KEY, name TEXT NOT NULL);";
+                await command.ExecuteNonQueryAsync();
+            }
+            var ran = new System.Collections.Concurrent.ConcurrentBag<string>();
+            await using (var writer = new SqliteGroupCommit($"Data Source={file};Pooling=False", new EventSignal(),
+                NullLogger<SqliteGroupCommit>.Instance))
+            {
+                Task<bool> Write(string name, bool commit, bool fail) => writer.WriteSqlAsync<bool>(async (session, token) =>
+                {
+                    await session.Command("INSERT INTO samples (name) VALUES ($1)", name).ExecuteNonQueryAsync(token);
+                    session.AfterCommit(() => ran.Add(name));
+                    return fail ? throw new InvalidOperationException("refused after writing") : (true, commit);
+                }, CancellationToken.None);
+
+                // Queued together, so they share one transaction and one commit.
+                var kept = Write("kept", commit: true, fail: false);
+                var declined = Write("declined", commit: false, fail: false);
+                var failed = Write("failed", commit: true, fail: true);
+                var alsoKept = Write("also kept", commit: true, fail: false);
+
+                Assert.True(await kept);
+                Assert.True(await declined);
+                await Assert.ThrowsAsync<InvalidOperationException>(() => failed);
+                Assert.True(await alsoKept);
+            }
+            Assert.Equal(["also kept", "kept"], ran.Order());
+            await using var check = new SqliteConnection($"Data Source={file};Pooling=False");
+            await check.OpenAsync();
+            await using var read = check.CreateCommand();
+            read.CommandText = "SELECT group_concat(name, ',') FROM (SELECT name FROM samples ORDER BY name)";
+            Assert.Equal("also kept,kept", await read.ExecuteScalarAsync());
+        }
+        finally
+        {
+            SqliteConnection.ClearAllPools();
+            foreach (var path in new[] { file, file + "-wal", file + "-shm" })
+            {
+                File.Delete(path);
+            }
+        }
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]

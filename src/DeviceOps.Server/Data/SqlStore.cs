@@ -74,6 +74,7 @@ public sealed class SqlStore : IAsyncDisposable
         if (commit)
         {
             await transaction.CommitAsync(cancellationToken);
+            session.Committed();
             _signal.Pulse();
         }
         return result;
@@ -119,6 +120,33 @@ public sealed class SqlSession : IAsyncDisposable
     public DbConnection Connection { get; }
     public DbTransaction? Transaction { get; set; }
     public bool IsPostgres { get; }
+
+    private readonly List<Action> _afterCommit = [];
+
+    /// <summary>Runs <paramref name="action"/> once the transaction's commit is durable; never if it rolls back.</summary>
+    public void AfterCommit(Action action) => _afterCommit.Add(action);
+
+    /// <summary>How many after-commit actions wait: a mark for <see cref="RolledBackTo"/>.</summary>
+    internal int AfterCommitMark => _afterCommit.Count;
+
+    /// <summary>A savepoint rolled back: the actions its work added are dropped.</summary>
+    internal void RolledBackTo(int mark) => _afterCommit.RemoveRange(mark, _afterCommit.Count - mark);
+
+    /// <summary>The transaction committed: runs the waiting actions.</summary>
+    internal void Committed()
+    {
+        foreach (var action in _afterCommit)
+        {
+            action();
+        }
+        _afterCommit.Clear();
+    }
+
+    /// <summary>The transaction failed: drops the waiting actions.</summary>
+    internal void Abandoned() => _afterCommit.Clear();
+
+    /// <summary>SQLite: the row id the connection's last <c>INSERT</c> gave its row (a call into SQLite, no statement).</summary>
+    public long LastInsertId() => SQLitePCL.raw.sqlite3_last_insert_rowid(((SqliteConnection)Connection).Handle);
 
     /// <summary>
     /// A command for <paramref name="sql"/> with its <c>$1…$n</c> parameters set to

@@ -46,6 +46,7 @@ public static class StoreExtensions
         services.AddSingleton(provider => new SqliteGroupCommit(ToSqliteConnectionString(Setting(provider)),
             provider.GetRequiredService<EventSignal>(), provider.GetRequiredService<ILogger<SqliteGroupCommit>>()));
         services.AddSingleton(provider => new SqlStore(Setting(provider), provider.GetRequiredService<EventSignal>()));
+        services.AddSingleton<History.LatestHistory>();
         services.AddHostedService<PlannerStatistics>();
         services.AddScoped<StoreWriter>(provider => IsPostgres(Setting(provider))
             ? new TransactionWriter(provider.GetRequiredService<DeviceOpsDb>(), provider.GetRequiredService<SqlStore>())

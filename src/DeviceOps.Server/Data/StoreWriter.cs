@@ -177,6 +177,7 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
             session.Transaction = transaction;
             foreach (var job in group)
             {
+                var mark = session.AfterCommitMark;
                 // Prepared once on the writer's connection (SqliteTransaction.Save prepares anew each time).
                 session.Command("SAVEPOINT request").ExecuteNonQuery();
                 try
@@ -189,14 +190,14 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
                     }
                     else
                     {
-                        RollBackRequest(session);
+                        RollBackRequest(session, mark);
                         // Nothing of it is in the transaction: it may be answered now.
                         job.Completion.TrySetResult(result);
                     }
                 }
                 catch (Exception ex)
                 {
-                    RollBackRequest(session);
+                    RollBackRequest(session, mark);
                     job.Completion.TrySetException(ex);
                 }
             }
@@ -205,6 +206,7 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
         }
         catch (Exception ex)
         {
+            _session?.Abandoned();
             _logger.LogError(ex, "A group commit of {Count} requests failed; none was acknowledged.", done.Count);
             foreach (var (job, _) in done)
             {
@@ -217,6 +219,14 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
             await ResetAsync();
             return;
         }
+        try
+        {
+            _session?.Committed();
+        }
+        catch (Exception ex)
+        {
+            _logger.LogError(ex, "An action after a group commit failed; the commit stands.");
+        }
         foreach (var (job, result) in done)
         {
             job.Completion.TrySetResult(result);
@@ -228,8 +238,9 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
         }
     }
 
-    private static void RollBackRequest(SqlSession session)
+    private static void RollBackRequest(SqlSession session, int afterCommitMark)
     {
+        session.RolledBackTo(afterCommitMark);
         session.Command("ROLLBACK TO request").ExecuteNonQuery();
         session.Command("RELEASE request").ExecuteNonQuery();
     }

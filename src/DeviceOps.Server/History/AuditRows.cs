@@ -36,12 +36,20 @@ public static class AuditRows
     private static readonly string InsertPostgresEventSql = Insert("events", PostgresEventColumns);
     private static readonly string InsertSqliteEventSql = Insert("events", SqliteEventColumns);
 
-    /// <summary>Queues the entries and their events in the session's transaction (<see cref="SqlSession.Queue"/>).</summary>
-    public static async Task QueueAsync(SqlSession session, IReadOnlyList<HistoryEntry> entries, CancellationToken cancellationToken)
+    /// <summary>
+    /// Queues the entries and their events in the session's transaction (<see cref="SqlSession.QueueAsync"/>).
+    /// On SQLite, which runs them at once, <paramref name="ids"/> (if given) gets each entry's id.
+    /// </summary>
+    public static async Task QueueAsync(SqlSession session, IReadOnlyList<HistoryEntry> entries, CancellationToken cancellationToken,
+        List<long>? ids = null)
     {
         foreach (var entry in entries)
         {
             await session.QueueAsync(InsertHistorySql, History(entry), cancellationToken);
+            if (ids is not null && !session.IsPostgres)
+            {
+                ids.Add(session.LastInsertId());
+            }
             await session.QueueAsync(session.IsPostgres ? InsertPostgresEventSql : InsertSqliteEventSql, Event(entry, session.IsPostgres), cancellationToken);
         }
     }

@@ -81,10 +81,10 @@ public static class OperationsApi
     }
 
     public static async Task<Results<Ok<OperationResponse>, NotFoundProblem>> Get(
-        int id, HttpContext http, SqlStore store, CancellationToken cancellationToken)
+        int id, HttpContext http, SqlStore store, LatestHistory latest, CancellationToken cancellationToken)
     {
         await using var session = await store.ReadAsync(cancellationToken);
-        var (operation, history) = await OperationRows.ReadAsync(session, id, http.Caller(), cancellationToken);
+        var (operation, history) = await OperationRows.ReadAsync(session, id, http.Caller(), latest, cancellationToken);
         if (operation is null)
         {
             return Problems.NotFoundResult($"Operation {id}");
@@ -148,15 +148,15 @@ public static class OperationsApi
     }
 
     public static Task<Results<Ok<OperationResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>> Put(
-        int id, HttpContext http, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken) =>
-        UpdateAsync(id, WriteMode.Replace, http, writer, clock, cancellationToken);
+        int id, HttpContext http, StoreWriter writer, LatestHistory latest, TimeProvider clock, CancellationToken cancellationToken) =>
+        UpdateAsync(id, WriteMode.Replace, http, writer, latest, clock, cancellationToken);
 
     public static Task<Results<Ok<OperationResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>> Patch(
-        int id, HttpContext http, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken) =>
-        UpdateAsync(id, WriteMode.Patch, http, writer, clock, cancellationToken);
+        int id, HttpContext http, StoreWriter writer, LatestHistory latest, TimeProvider clock, CancellationToken cancellationToken) =>
+        UpdateAsync(id, WriteMode.Patch, http, writer, latest, clock, cancellationToken);
 
     private static async Task<Results<Ok<OperationResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>> UpdateAsync(
-        int id, WriteMode mode, HttpContext http, StoreWriter writer, TimeProvider clock, CancellationToken cancellationToken)
+        int id, WriteMode mode, HttpContext http, StoreWriter writer, LatestHistory latest, TimeProvider clock, CancellationToken cancellationToken)
     {
         var (body, problem) = await JsonBody.ReadObjectAsync(http.Request, cancellationToken);
         if (problem is not null)
@@ -177,7 +177,7 @@ public static class OperationsApi
         var caller = http.Caller();
         return await writer.WriteSqlAsync<Results<Ok<OperationResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>>(async (session, token) =>
         {
-            var operation = await OperationRows.LoadForWriteAsync(session, id, caller, token);
+            var (operation, newestEntry) = await OperationRows.LoadForWriteAsync(session, id, caller, token);
             if (operation is null)
             {
                 return (Problems.NotFoundResult($"Operation {id}"), false);
@@ -198,7 +198,8 @@ public static class OperationsApi
                 return (Transitions.ConflictResult(conflict), false);
             }
 
-            var history = await OperationRows.SaveAsync(session, operation, operationVersion, deviceVersion, change.Entries, token);
+            var history = await OperationRows.SaveAsync(session, operation, operationVersion, deviceVersion, newestEntry, change.Entries,
+                latest, token);
             http.Response.Headers.ETag = operation.ETag();
             var response = operation.ToResponse(history);
             await IdempotencyKeys.RecordAsync(http, session, StatusCodes.Status200OK, response, null, clock, token);

@@ -1,0 +1,62 @@
+using System.Collections.Concurrent;
+
+namespace DeviceOps.History;
+
+/// <summary>
+/// SQLite: each device's latest history as an operation answer embeds it, kept by the id of the
+/// device's newest entry. History is append-only and SQLite gives a new row the next id after
+/// every committed one, so a device whose newest entry is still <c>upTo</c> still has exactly
+/// these entries: a GET reads that id with the operation, in the same statement, and skips the
+/// twenty-row read when it matches; a change adds its own entries in front of them. Only
+/// committed entries are kept (a change adds its list once its commit is durable).
+/// </summary>
+/// <remarks>
+/// Not used on PostgreSQL, where ids come from a sequence and need not follow commit order.
+/// </remarks>
+public sealed class LatestHistory
+{
+    /// <summary>Devices kept; past it the cache starts over rather than grow (some 10 KB a device).</summary>
+    public const int MaxDevices = 4096;
+
+    private readonly ConcurrentDictionary<int, Latest> _byDevice = new();
+
+    /// <summary>The device's latest entries, if they are known for its newest entry <paramref name="upTo"/> and its current code.</summary>
+    public IReadOnlyList<HistoryEntryResponse>? Find(int deviceId, string deviceCode, long upTo) =>
+        _byDevice.TryGetValue(deviceId, out var latest) && latest.UpTo == upTo && latest.DeviceCode == deviceCode ? latest.Entries : null;
+
+    /// <summary>Keeps committed entries, newest first, whose newest is <paramref name="upTo"/> (0: none yet).</summary>
+    public void Add(int deviceId, string deviceCode, long upTo, IReadOnlyList<HistoryEntryResponse> entries)
+    {
+        if (_byDevice.TryGetValue(deviceId, out var known) && known.UpTo >= upTo)
+        {
+            return;
+        }
+        if (_byDevice.Count >= MaxDevices)
+        {
+            _byDevice.Clear();
+        }
+        _byDevice[deviceId] = new Latest(upTo, deviceCode, entries);
+    }
+
+    /// <summary>
+    /// A change's answer: its new entries (oldest first, as written), newest first, in front of
+    /// the entries before them, up to <see cref="HistoryMapping.EmbeddedEntries"/>.
+    /// </summary>
+    public static IReadOnlyList<HistoryEntryResponse> Prepend(IReadOnlyList<HistoryEntryResponse> added, IReadOnlyList<HistoryEntryResponse> before)
+    {
+        var count = Math.Min(HistoryMapping.EmbeddedEntries, added.Count + before.Count);
+        var entries = new HistoryEntryResponse[count];
+        var i = 0;
+        for (var a = added.Count - 1; a >= 0 && i < count; a--)
+        {
+            entries[i++] = added[a];
+        }
+        for (var b = 0; i < count; b++)
+        {
+            entries[i++] = before[b];
+        }
+        return entries;
+    }
+
+    private sealed record Latest(long UpTo, string DeviceCode, IReadOnlyList<HistoryEntryResponse> Entries);
+}
