@@ -2,11 +2,44 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json.Nodes;
 using DeviceOps.Tests.Infrastructure;
+using Microsoft.Extensions.Logging;
 
 namespace DeviceOps.Tests;
 
 public sealed class ConcurrencyTests(DeviceOpsFactory factory) : IClassFixture<DeviceOpsFactory>
 {
+    [Fact]
+    public async Task RacingCreationsOfOneDeviceCodeGiveOneDeviceAndConflictsWithoutLoggingErrors()
+    {
+        using var admin = factory.Admin();
+        var organization = await Seeder.OrganizationAsync(admin);
+        var code = Seeder.Unique("RACE");
+        var logged = factory.Logs.Entries.Count;
+
+        var answers = await Task.WhenAll(Enumerable.Range(0, 20).Select(async i =>
+        {
+            using var client = factory.Admin();
+            return await client.PostJsonAsync(Api.Devices, new JsonObject
+            {
+                ["device_id"] = code,
+                ["device_name"] = $"Racer {i}",
+                ["serial_number"] = Seeder.Unique("SN"),
+                ["device_type"] = "network_switch",
+                ["organization"] = organization,
+                ["operational_status"] = "active",
+                ["location"] = "Dock 1",
+            });
+        }));
+
+        Assert.Single(answers, a => a.StatusCode == HttpStatusCode.Created);
+        foreach (var refused in answers.Where(a => a.StatusCode != HttpStatusCode.Created))
+        {
+            await refused.AssertProblemAsync(HttpStatusCode.Conflict, "duplicate");
+        }
+        // Each race lost is answered; none is an error for whoever reads the server's log.
+        Assert.DoesNotContain(factory.Logs.Entries.Skip(logged), e => e.Level >= LogLevel.Error);
+    }
+
     [Fact]
     public async Task FiftyConcurrentRelocationsOfOneDeviceLoseNoUpdateAndNoHistoryEntry()
     {

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
 
 namespace DeviceOps.Tests.Infrastructure;
@@ -25,6 +26,9 @@ public class DeviceOpsFactory : WebApplicationFactory<Program>, IAsyncLifetime
     public FakeTimeProvider Clock { get; } = new(new DateTimeOffset(2026, 3, 1, 12, 0, 0, TimeSpan.Zero));
 
     public string ConnectionString { get; private set; } = "";
+
+    /// <summary>What the server logged at warning level or above.</summary>
+    public CapturedLogs Logs { get; } = new();
 
     /// <summary>
     /// Settings for this server; set before the server starts. Rate limits are lifted by
@@ -77,6 +81,7 @@ public class DeviceOpsFactory : WebApplicationFactory<Program>, IAsyncLifetime
             builder.UseSetting(key, value);
         }
         builder.ConfigureTestServices(services => services.AddSingleton<TimeProvider>(Clock));
+        builder.ConfigureLogging(logging => logging.AddProvider(Logs));
     }
 
     /// <summary>A client authenticated with the bootstrap admin token.</summary>
