@@ -114,6 +114,40 @@ public sealed class IdempotencyTests(DeviceOpsFactory factory) : IClassFixture<D
         Assert.Equal(1, (await admin.GetJsonAsync($"{Api.Operations}?device_id={code}"))["count"]!.GetValue<int>());
     }
 
+    [Theory]
+    [InlineData("device")]
+    [InlineData("organization")]
+    public async Task ConcurrentRetriesOfACreationWhoseNameMustBeUniqueAllGetTheFirstAnswer(string resource)
+    {
+        using var admin = factory.Admin();
+        // A unique name: without the key, every retry after the first is a 409 duplicate.
+        var (url, body) = resource == "device"
+            ? (Api.Devices, new JsonObject
+            {
+                ["device_id"] = Seeder.Unique("IDEM"),
+                ["device_name"] = "Edge router",
+                ["serial_number"] = Seeder.Unique("SN"),
+                ["device_type"] = "router",
+                ["organization"] = await Seeder.OrganizationAsync(admin),
+                ["operational_status"] = "active",
+                ["location"] = "Dock 2",
+            })
+            : ("/api/v1/organization/", new JsonObject { ["name"] = Seeder.Unique("Org") });
+        var key = Guid.NewGuid().ToString();
+
+        var responses = await Task.WhenAll(Enumerable.Range(0, 10).Select(async _ =>
+        {
+            using var client = factory.Admin();
+            return await client.SendAsync(Request(HttpMethod.Post, url, body, key));
+        }));
+
+        var bodies = await Task.WhenAll(responses.Select(r => r.Content.ReadAsStringAsync()));
+        Assert.All(responses, r => Assert.True(r.StatusCode == HttpStatusCode.Created, $"{(int)r.StatusCode}"));
+        Assert.Single(bodies.Distinct());
+        Assert.Single(responses.Select(r => r.Headers.Location).Distinct());
+        Assert.Equal(9, responses.Count(r => r.Headers.Contains("Idempotent-Replayed")));
+    }
+
     [Fact]
     public async Task ConcurrentRetriesOfAnUpdateWithOneKeyApplyOnceAndAnswerAlike()
     {

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Data.Common;
 using System.Security.Cryptography;
 using System.Text;
@@ -35,7 +36,13 @@ public static class IdempotencyKeys
     public const string ReplayedHeader = "Idempotent-Replayed";
     private const int MaxKeyLength = 255;
 
-    public static IApplicationBuilder UseIdempotency(this IApplicationBuilder app) => app.Use(async (context, next) =>
+    public static IApplicationBuilder UseIdempotency(this IApplicationBuilder app)
+    {
+        var gates = new KeyGates();
+        return app.Use((context, next) => HandleAsync(context, next, gates));
+    }
+
+    private static async Task HandleAsync(HttpContext context, RequestDelegate next, KeyGates gates)
     {
         var request = context.Request;
         if (!request.Headers.TryGetValue(HeaderName, out var values)
@@ -64,6 +71,11 @@ public static class IdempotencyKeys
             return;
         }
 
+        // Retries with one key on this instance go one at a time: the second finds the first's
+        // stored answer. (Run side by side, a creation's retry was refused as a duplicate of the
+        // first's new name before it reached the key.) Instances sharing the store still race, and
+        // the loser replays the winner's answer below.
+        using var gate = await gates.EnterAsync((tokenId, key), context.RequestAborted);
         if (await ReplayAsync(context, tokenId, key, hash))
         {
             return;
@@ -90,7 +102,7 @@ public static class IdempotencyKeys
                 await Task.Delay(wait, context.RequestAborted);
             }
         }
-    });
+    }
 
     /// <summary>
     /// Stores the response a write handler is about to return, inside its open transaction.
@@ -224,6 +236,74 @@ public static class IdempotencyKeys
         {
             var cutoff = now - options.Value.Retention;
             return db.Set<IdempotencyRecord>().Where(r => r.CreatedAt < cutoff).ExecuteDeleteAsync(cancellationToken);
+        }
+    }
+
+    /// <summary>One gate per (token, key) in use: its requests pass one at a time; an idle key keeps nothing.</summary>
+    private sealed class KeyGates
+    {
+        private readonly ConcurrentDictionary<(int, string), Gate> _gates = new();
+
+        public async Task<IDisposable> EnterAsync((int, string) id, CancellationToken cancellationToken)
+        {
+            Gate gate;
+            while (true)
+            {
+                gate = _gates.GetOrAdd(id, _ => new Gate());
+                lock (gate)
+                {
+                    // A gate its last user has left is being removed: take a new one.
+                    if (gate.Users >= 0)
+                    {
+                        gate.Users++;
+                        break;
+                    }
+                }
+            }
+            try
+            {
+                await gate.Turn.WaitAsync(cancellationToken);
+            }
+            catch
+            {
+                Leave(id, gate);
+                throw;
+            }
+            return new Pass(this, id, gate);
+        }
+
+        private void Leave((int, string) id, Gate gate)
+        {
+            lock (gate)
+            {
+                if (--gate.Users == 0)
+                {
+                    gate.Users = -1;
+                    _gates.TryRemove(KeyValuePair.Create(id, gate));
+                }
+            }
+        }
+
+        private sealed class Gate
+        {
+            public SemaphoreSlim Turn { get; } = new(1, 1);
+
+            /// <summary>Requests holding or waiting for the turn; -1 once removed.</summary>
+            public int Users { get; set; }
+        }
+
+        private sealed class Pass(KeyGates gates, (int, string) id, Gate gate) : IDisposable
+        {
+            private int _disposed;
+
+            public void Dispose()
+            {
+                if (Interlocked.Exchange(ref _disposed, 1) == 0)
+                {
+                    gate.Turn.Release();
+                    gates.Leave(id, gate);
+                }
+            }
         }
     }
 }
