@@ -156,6 +156,54 @@ public sealed class ConcurrencyTests(DeviceOpsFactory factory) : IClassFixture<D
         Assert.Equal(history.Count, (await Seeder.HistoryAsync(admin, device["device_id"]!.GetValue<string>())).Count);
     }
 
+    [Theory]
+    [InlineData("*", true)]
+    [InlineData("current", true)]
+    [InlineData("weak current", true)]
+    [InlineData("\"999-999\"", false)]
+    public async Task IfNoneMatchNamingTheResourceRefusesTheChange(string tag, bool refused)
+    {
+        using var admin = factory.Admin();
+        var (device, operation) = await Seeder.DeviceWithOperationAsync(admin);
+        var code = device["device_id"]!.GetValue<string>();
+        var url = $"{Api.Operations}{operation["id"]}/";
+        var current = (await admin.GetAsync(url)).Headers.ETag!.Tag;
+        var before = await admin.GetJsonAsync(url);
+        var history = await Seeder.HistoryAsync(admin, code);
+
+        using var request = new HttpRequestMessage(HttpMethod.Patch, url) { Content = Api.Json(new JsonObject { ["location"] = "Only if new" }) };
+        request.Headers.TryAddWithoutValidation("If-None-Match", tag switch { "current" => current, "weak current" => $"W/{current}", _ => tag });
+        var response = await admin.SendAsync(request);
+
+        if (refused)
+        {
+            // "Only if it does not exist yet": it does, so nothing may change.
+            await response.AssertProblemAsync(HttpStatusCode.PreconditionFailed, "precondition_failed");
+            Assert.True(JsonNode.DeepEquals(before, await admin.GetJsonAsync(url)));
+            Assert.Equal(history.Count, (await Seeder.HistoryAsync(admin, code)).Count);
+        }
+        else
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal("Only if new", (await admin.GetJsonAsync(url))["location"]!.GetValue<string>());
+        }
+    }
+
+    [Fact]
+    public async Task DevicePutWithIfNoneMatchStarIsRefused()
+    {
+        using var admin = factory.Admin();
+        var device = await Seeder.DeviceAsync(admin);
+        var url = $"{Api.Devices}{device["id"]}/";
+
+        using var request = new HttpRequestMessage(HttpMethod.Patch, url) { Content = Api.Json(new JsonObject { ["location"] = "Only if new" }) };
+        request.Headers.TryAddWithoutValidation("If-None-Match", "*");
+        var response = await admin.SendAsync(request);
+
+        await response.AssertProblemAsync(HttpStatusCode.PreconditionFailed, "precondition_failed");
+        Assert.Equal(device["location"]!.GetValue<string>(), (await admin.GetJsonAsync(url))["location"]!.GetValue<string>());
+    }
+
     [Fact]
     public async Task PutWithCurrentIfMatchIsAppliedAndTheETagChanges()
     {

@@ -223,7 +223,7 @@ public static class DevicesApi
             {
                 return (Problems.NotFoundResult($"Device {id}"), false);
             }
-            if (!Preconditions.IfMatchHolds(http.Request, device.ETag()))
+            if (!Preconditions.WriteHolds(http.Request, device.ETag()))
             {
                 return (Problems.PreconditionFailedResult(), false);
             }
@@ -274,7 +274,7 @@ public static class DevicesApi
             {
                 return (Problems.NotFoundResult($"Device {id}"), false);
             }
-            if (!Preconditions.IfMatchHolds(http.Request, device.ETag()))
+            if (!Preconditions.WriteHolds(http.Request, device.ETag()))
             {
                 return (Problems.PreconditionFailedResult(), false);
             }

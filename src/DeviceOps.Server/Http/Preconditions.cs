@@ -7,22 +7,26 @@ namespace DeviceOps.Http;
 public static class Preconditions
 {
     /// <summary>
-    /// True when the request has no <c>If-Match</c> (the seed's curl sends none) or one of its
-    /// tags is the current ETag or <c>*</c>.
+    /// True when a change of a resource whose current ETag is <paramref name="currentETag"/> may
+    /// go ahead (RFC 9110 §13.2.2): <c>If-Match</c>, if sent, names it or is <c>*</c> (the seed's
+    /// curl sends none); and <c>If-None-Match</c>, if sent, names neither it nor <c>*</c>, which
+    /// an existing resource always matches. Otherwise the answer is 412.
     /// </summary>
-    public static bool IfMatchHolds(HttpRequest request, string currentETag)
+    public static bool WriteHolds(HttpRequest request, string currentETag) =>
+        (request.Headers.IfMatch.Count == 0 || Names(request.Headers.IfMatch, currentETag, weak: false))
+        && !Names(request.Headers.IfNoneMatch, currentETag, weak: true);
+
+    /// <summary>
+    /// Whether the header's list names the ETag or is <c>*</c>. Under If-Match a weak tag never
+    /// matches (strong comparison); under If-None-Match <c>W/"x"</c> matches <c>"x"</c> (weak comparison).
+    /// </summary>
+    private static bool Names(Microsoft.Extensions.Primitives.StringValues header, string currentETag, bool weak)
     {
-        var header = request.Headers.IfMatch;
-        if (header.Count == 0)
-        {
-            return true;
-        }
         foreach (var value in header)
         {
             foreach (var tag in (value ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
             {
-                // A weak tag never matches under If-Match (RFC 9110 §13.1.1: strong comparison).
-                if (tag == "*" || tag == currentETag)
+                if (tag == "*" || tag == currentETag || (weak && tag.StartsWith("W/", StringComparison.Ordinal) && tag[2..] == currentETag))
                 {
                     return true;
                 }

@@ -48,7 +48,7 @@ public static class Problems
 
     public static PreconditionFailedProblem PreconditionFailedResult() =>
         new(Create(StatusCodes.Status412PreconditionFailed, PreconditionFailed, "Precondition failed",
-            "The resource has changed since the ETag given in If-Match; fetch it again and retry."));
+            "The resource has changed since the ETag given in If-Match, or is the one If-None-Match names; fetch it again and retry."));
 
     public static string DefaultCode(int status) => status switch
     {

@@ -182,7 +182,7 @@ public static class OperationsApi
             {
                 return (Problems.NotFoundResult($"Operation {id}"), false);
             }
-            if (!Preconditions.IfMatchHolds(http.Request, operation.ETag()))
+            if (!Preconditions.WriteHolds(http.Request, operation.ETag()))
             {
                 return (Problems.PreconditionFailedResult(), false);
             }
