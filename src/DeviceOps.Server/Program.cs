@@ -43,6 +43,8 @@ var app = builder.Build();
 
 app.UseRequestId();
 app.UseKnownMethods();
+// Routing after the method is known: a HEAD is routed as its GET.
+app.UseRouting();
 app.UseHttpMetrics();
 app.UseDeviceOpsProblemDetails();
 app.UseAuthentication();

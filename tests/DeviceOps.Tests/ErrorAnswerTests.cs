@@ -98,6 +98,35 @@ public sealed class ErrorAnswerTests(ErrorAnswerTests.Server factory) : IClassFi
         await (await anonymous.SendAsync(new HttpRequestMessage(HttpMethod.Put, "/healthz"))).AssertProblemAsync(HttpStatusCode.MethodNotAllowed, "method_not_allowed");
     }
 
+    /// <summary>HEAD is the GET of the same URL without its body: the same status and headers.</summary>
+    [Fact]
+    public async Task HeadAnswersAsGetWithoutTheBody()
+    {
+        using var admin = factory.Admin();
+        var (_, operation) = await Seeder.DeviceWithOperationAsync(admin);
+        var url = $"{Api.Operations}{operation["id"]}/";
+        var get = await admin.GetAsync(url);
+
+        var head = await admin.SendAsync(new HttpRequestMessage(HttpMethod.Head, url));
+        var missing = await admin.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"{Api.Operations}999999/"));
+        var anonymous = await factory.Anonymous().SendAsync(new HttpRequestMessage(HttpMethod.Head, url));
+        using var streamHead = new HttpRequestMessage(HttpMethod.Head, "/api/v1/events/stream");
+        using var stream = await admin.SendAsync(streamHead).WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+        Assert.Equal(get.Headers.ETag, head.Headers.ETag);
+        Assert.Equal(get.Content.Headers.ContentType, head.Content.Headers.ContentType);
+        Assert.Empty(await head.Content.ReadAsByteArrayAsync());
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        Assert.Empty(await missing.Content.ReadAsByteArrayAsync());
+        Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        Assert.Contains("Bearer", anonymous.Headers.WwwAuthenticate.ToString(), StringComparison.Ordinal);
+        // A live stream's HEAD sends its headers and ends rather than stream into nothing.
+        Assert.Equal(HttpStatusCode.OK, stream.StatusCode);
+        Assert.Equal("text/event-stream", stream.Content.Headers.ContentType?.MediaType);
+        Assert.Empty(await stream.Content.ReadAsByteArrayAsync().WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
     [Theory]
     [MemberData(nameof(Accepts))]
     public async Task AFailureNobodyPlannedForIsA500ProblemWithTheRequestIdAndNoInternals(string? accept)

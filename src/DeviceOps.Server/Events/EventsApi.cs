@@ -110,11 +110,11 @@ public static class EventsApi
         {
             return Problems.Validation(errors.ToDictionary(), "The query string has invalid parameters; see errors.");
         }
-        return TypedResults.ServerSentEvents(Follow(db, http.Caller(), filter, signal, clock, http.RequestAborted));
+        return TypedResults.ServerSentEvents(Follow(db, http.Caller(), filter, signal, clock, KnownMethods.IsHead(http), http.RequestAborted));
     }
 
     private static async IAsyncEnumerable<SseItem<EventResponse>> Follow(DeviceOpsDb db, Caller caller, EventFilter filter,
-        EventSignal signal, TimeProvider clock, [EnumeratorCancellation] CancellationToken cancellationToken)
+        EventSignal signal, TimeProvider clock, bool headOnly, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         if (filter.FromNow)
         {
@@ -123,6 +123,10 @@ public static class EventsApi
         // A first heartbeat sends the headers at once: a client (or proxy) waiting for them must
         // not wait for the next change. Its id is where the stream starts, to resume from.
         yield return new SseItem<EventResponse>(null!, "heartbeat") { EventId = filter.After.ToString() };
+        if (headOnly)
+        {
+            yield break;
+        }
         var quietSince = clock.GetTimestamp();
         var tokenCheckedAt = Environment.TickCount64;
         while (!cancellationToken.IsCancellationRequested)

@@ -2,6 +2,11 @@ namespace DeviceOps.Http;
 
 public static class KnownMethods
 {
+    private static readonly object HeadKey = new();
+
+    /// <summary>A <c>HEAD</c> request, served as its <c>GET</c>: a stream sends its headers and ends.</summary>
+    public static bool IsHead(HttpContext context) => context.Items.ContainsKey(HeadKey);
+
     private static readonly HashSet<string> Served =
         [HttpMethods.Get, HttpMethods.Head, HttpMethods.Post, HttpMethods.Put, HttpMethods.Patch, HttpMethods.Delete, HttpMethods.Options];
 
@@ -11,8 +16,29 @@ public static class KnownMethods
     /// every request with its method, so each new word an anonymous client sent added series to
     /// <c>/metrics</c> for as long as the process ran.
     /// </summary>
+    /// <remarks>
+    /// <c>HEAD</c> is answered as the <c>GET</c> of the same URL without its body (RFC 9110,
+    /// 9.3.2): the same status and headers — an <c>ETag</c>, a 404, a 401 — so a client can check
+    /// a resource or a token without reading it.
+    /// </remarks>
     public static IApplicationBuilder UseKnownMethods(this IApplicationBuilder app) => app.Use(async (context, next) =>
     {
+        if (HttpMethods.IsHead(context.Request.Method))
+        {
+            context.Items[HeadKey] = true;
+            context.Request.Method = HttpMethods.Get;
+            var body = context.Response.Body;
+            context.Response.Body = Stream.Null;
+            try
+            {
+                await next(context);
+            }
+            finally
+            {
+                context.Response.Body = body;
+            }
+            return;
+        }
         if (Served.Contains(context.Request.Method))
         {
             await next(context);
