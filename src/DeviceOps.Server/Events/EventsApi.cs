@@ -46,7 +46,7 @@ public readonly record struct EventCursor(long Tx, long Id)
             return true;
         }
         var parts = text.Split('-');
-        if (parts.Length == 2
+        if (parts.Length == 2 && FieldReader.IsDigits(parts[0]) && FieldReader.IsDigits(parts[1])
             && long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var tx)
             && long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var id))
         {
@@ -198,6 +198,10 @@ public static class EventsApi
         if (request.Query["type"].ToString() is { Length: > 0 } given)
         {
             types = [.. given.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)];
+            if (types.Count == 0)
+            {
+                errors.Add("type", "Name at least one event type, or leave type out for all.");
+            }
             foreach (var unknown in types.Where(t => !OutboxEvent.Types.Contains(t)))
             {
                 errors.Add("type", $"\"{unknown}\" is not an event type; use: {string.Join(", ", OutboxEvent.Types)}.");

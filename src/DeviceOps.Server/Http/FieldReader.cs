@@ -194,6 +194,12 @@ public sealed partial class FieldReader
     /// <summary>PostgreSQL text cannot hold U+0000: storing or comparing one is a server error there, so it is refused up front.</summary>
     public static bool HasNul(string text) => text.Contains('\0', StringComparison.Ordinal);
 
+    /// <summary>
+    /// One or more ASCII digits and nothing else. Checked before <c>int.TryParse</c>, which takes
+    /// trailing U+0000 characters as the end of a number (<c>"5\0"</c> is 5).
+    /// </summary>
+    public static bool IsDigits(ReadOnlySpan<char> text) => !text.IsEmpty && !text.ContainsAnyExceptInRange('0', '9');
+
     public static bool IsEmail(string text)
     {
         var at = text.IndexOf('@', StringComparison.Ordinal);

@@ -80,7 +80,7 @@ public sealed class ListQuery
         {
             return null;
         }
-        if (int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var number))
+        if (FieldReader.IsDigits(value) && int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var number))
         {
             return number;
         }
@@ -96,7 +96,8 @@ public sealed class ListQuery
         {
             return fallback;
         }
-        if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var number) || number < min || number > max)
+        if (!FieldReader.IsDigits(value) || !int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var number)
+            || number < min || number > max)
         {
             errors.Add(name, max == int.MaxValue ? $"Must be an integer of at least {min}." : $"Must be an integer from {min} to {max}.");
             return fallback;

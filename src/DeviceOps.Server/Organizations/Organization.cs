@@ -19,8 +19,11 @@ public sealed class Organization
     /// webhook's <c>organizations</c>, the <c>organization</c> filter: digits are its id, anything
     /// else its name. So no organization may be named with digits only (<see cref="IsDigitsOnly"/>).
     /// </summary>
-    public static bool TryParseId(string? reference, out int id) =>
-        int.TryParse(reference, NumberStyles.None, CultureInfo.InvariantCulture, out id);
+    public static bool TryParseId(string? reference, out int id)
+    {
+        id = 0;
+        return Http.FieldReader.IsDigits(reference) && int.TryParse(reference, NumberStyles.None, CultureInfo.InvariantCulture, out id);
+    }
 
     /// <summary>A name <see cref="TryParseId"/> would read as an id (or, too long for one, still only digits).</summary>
     public static bool IsDigitsOnly(string name) => name.Length > 0 && name.All(char.IsAsciiDigit);
