@@ -124,6 +124,31 @@ public sealed class HistoryTests : OwnServerTests
     }
 
     [Fact]
+    public async Task ADeviceWithOpenOperationsIsNotDeletedUntilTheyAreFinished()
+    {
+        using var admin = Factory.Admin();
+        var (device, operation) = await Seeder.DeviceWithOperationAsync(admin);
+        var code = device["device_id"]!.GetValue<string>();
+        var url = $"{Api.Devices}{device["id"]}/";
+        var operationUrl = $"{Api.Operations}{operation["id"]}/";
+        // The operation that decommissions it is still open when the device is decommissioned.
+        Assert.Equal(HttpStatusCode.OK, (await admin.PatchJsonAsync(operationUrl, new JsonObject { ["operational_status"] = "decommissioned" })).StatusCode);
+        var history = await Seeder.HistoryAsync(admin, code);
+
+        var refused = await admin.DeleteAsync(url);
+
+        var problem = await refused.AssertProblemAsync(HttpStatusCode.Conflict, "device_has_open_operations");
+        Assert.Contains(operation["id"]!.ToString(), problem["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await admin.GetAsync(url)).StatusCode);
+        Assert.Equal("in_progress", (await admin.GetJsonAsync(operationUrl))["status"]!.GetValue<string>());
+        Assert.Equal(history.Count, (await Seeder.HistoryAsync(admin, code)).Count);
+
+        Assert.Equal(HttpStatusCode.OK, (await admin.PatchJsonAsync(operationUrl, new JsonObject { ["status"] = "completed" })).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync(url)).StatusCode);
+        await (await admin.GetAsync(url)).AssertProblemAsync(HttpStatusCode.NotFound, "not_found");
+    }
+
+    [Fact]
     public async Task AuditTrailOfADeletedDeviceIsKept()
     {
         using var admin = Factory.Admin();

@@ -284,6 +284,14 @@ public static class DevicesApi
                 return (Problems.ConflictResult("device_not_decommissioned", "Device not decommissioned",
                     $"Only a decommissioned device can be deleted; this one is \"{device.Status}\"."), false);
             }
+            // Its open operations would be left behind, unreachable and never finished.
+            var open = await db.Operations.Where(o => o.DeviceId == device.Id && OperationStatus.Open.Contains(o.Status))
+                .OrderBy(o => o.Id).Select(o => o.Id).Take(10).ToListAsync(token);
+            if (open.Count > 0)
+            {
+                return (Problems.ConflictResult("device_has_open_operations", "Device has open operations",
+                    $"Complete, fail or cancel the device's open operations first: {string.Join(", ", open)}{(open.Count == 10 ? ", …" : "")}."), false);
+            }
             db.Record(change.Entries);
             await db.SaveChangesAsync(token);
             return (TypedResults.NoContent(), true);

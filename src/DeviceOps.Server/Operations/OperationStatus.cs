@@ -12,6 +12,9 @@ public static class OperationStatus
 
     public static readonly string[] All = [Pending, Scheduled, InProgress, Completed, Failed, Cancelled];
 
+    /// <summary>The statuses of work not yet finished: an operation in one may still change.</summary>
+    public static readonly string[] Open = [Pending, Scheduled, InProgress];
+
     private static readonly Dictionary<string, string[]> Arrows = new()
     {
         [Pending] = [Scheduled, InProgress, Cancelled],
