@@ -90,7 +90,7 @@ public static class EventsApi
         var (events, cursor, more) = filter.FromNow
             ? ([], await EventReader.EndAsync(db, cancellationToken), false)
             : await ReadAsync(db, http.Caller(), filter, limit, cancellationToken);
-        var next = QueryHelpers.AddQueryString($"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}{http.Request.Path}",
+        var next = QueryHelpers.AddQueryString(Links.ToPath(http.Request),
             QueryHelpers.ParseQuery(http.Request.QueryString.Value)
                 .Where(p => p.Key != "after")
                 .SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string?>(p.Key, v)))

@@ -145,7 +145,7 @@ public sealed class ListQuery
         {
             query = query.Append(new("offset", offset.ToString(CultureInfo.InvariantCulture)));
         }
-        return QueryHelpers.AddQueryString($"{Request.Scheme}://{Request.Host}{Request.PathBase}{Request.Path}", query);
+        return QueryHelpers.AddQueryString(Links.ToPath(Request), query);
     }
 }
 
