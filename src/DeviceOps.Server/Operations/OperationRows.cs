@@ -233,9 +233,67 @@ public static class OperationRows
             device.MaintenanceNotes, device.NextMaintenance, device.LastUpdated, device.UpdatedBy, device.Version],
             cancellationToken);
 
+    /// <summary>An operation's and its device's writable columns as a write read them (<see cref="Values(DeviceOperation)"/>).</summary>
+    public readonly record struct AsRead(object?[] Operation, object?[] Device)
+    {
+        public static AsRead Of(DeviceOperation operation) => new(Values(operation), Values(operation.Device));
+    }
+
+    private static readonly string[] OperationColumns =
+        ["operation_type", "status", "operator_id", "description", "notes", "started_at", "completed_at", "updated_at", "version"];
+
+    private static object?[] Values(DeviceOperation o) =>
+        [o.OperationType, o.Status, o.OperatorId, o.Description, o.Notes, o.StartedAt, o.CompletedAt, o.UpdatedAt, o.Version];
+
+    private static readonly string[] DeviceColumns =
+        ["status", "location", "assigned_user", "configuration", "maintenance_notes", "next_maintenance", "last_updated", "updated_by", "version"];
+
+    private static object?[] Values(Device d) =>
+        [d.Status, d.Location, d.AssignedUser, d.Configuration, d.MaintenanceNotes, d.NextMaintenance, d.LastUpdated, d.UpdatedBy, d.Version];
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string Table, int Changed), string> UpdateSql = new();
+
     /// <summary>
-    /// Stores what a request changed — the operation's and the device's columns, when their
-    /// versions moved, and every history entry with its outbox event — and returns the device's
+    /// Updates only the columns whose value moved, if any. SQLite rewrites the index entries of
+    /// every column an <c>UPDATE</c> sets, changed or not: a relocation that also set the status,
+    /// the user and the next maintenance to what they were rewrote four more of the device's
+    /// indexes, in the one writer every write waits for.
+    /// </summary>
+    private static async Task QueueChangedAsync(SqlSession session, string table, string[] columns, int id, object?[] before,
+        object?[] after, CancellationToken cancellationToken)
+    {
+        var changed = 0;
+        var count = 0;
+        for (var i = 0; i < columns.Length; i++)
+        {
+            if (!Equals(before[i], after[i]))
+            {
+                changed |= 1 << i;
+                count++;
+            }
+        }
+        if (changed == 0)
+        {
+            return;
+        }
+        var sql = UpdateSql.GetOrAdd((table, changed), key => $"UPDATE {key.Table} SET "
+            + string.Join(", ", columns.Where((_, i) => (key.Changed & (1 << i)) != 0).Select((c, n) => $"{c} = ${n + 2}"))
+            + " WHERE id = $1");
+        var values = new object?[count + 1];
+        values[0] = id;
+        for (int i = 0, n = 1; i < columns.Length; i++)
+        {
+            if ((changed & (1 << i)) != 0)
+            {
+                values[n++] = after[i];
+            }
+        }
+        await session.QueueAsync(sql, values, cancellationToken);
+    }
+
+    /// <summary>
+    /// Stores what a request changed — the operation's and the device's columns whose values
+    /// moved since <paramref name="asRead"/>, and every history entry with its outbox event — and returns the device's
     /// latest history for the answer. On PostgreSQL that is read back, all in one round trip. On
     /// SQLite, where this runs in the one writer that every write waits for, the new entries are
     /// put in front of the device's known latest history when <paramref name="newestEntry"/> says
@@ -243,18 +301,12 @@ public static class OperationRows
     /// and building twenty entries was a third of the writer's time for a change.
     /// </summary>
     public static async Task<IReadOnlyList<HistoryEntryResponse>> SaveAsync(SqlSession session, DeviceOperation operation,
-        int operationVersion, int deviceVersion, long newestEntry, IReadOnlyList<HistoryEntry> entries, LatestHistory latest,
+        AsRead asRead, long newestEntry, IReadOnlyList<HistoryEntry> entries, LatestHistory latest,
         CancellationToken cancellationToken)
     {
-        if (operation.Version != operationVersion)
-        {
-            await QueueUpdateAsync(session, operation, cancellationToken);
-        }
+        await QueueChangedAsync(session, "operations", OperationColumns, operation.Id, asRead.Operation, Values(operation), cancellationToken);
         var device = operation.Device;
-        if (device.Version != deviceVersion)
-        {
-            await QueueUpdateAsync(session, device, cancellationToken);
-        }
+        await QueueChangedAsync(session, "devices", DeviceColumns, device.Id, asRead.Device, Values(device), cancellationToken);
         if (session.IsPostgres)
         {
             await AuditRows.QueueAsync(session, entries, cancellationToken);

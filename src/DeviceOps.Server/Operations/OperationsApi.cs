@@ -186,7 +186,7 @@ public static class OperationsApi
             {
                 return (Problems.PreconditionFailedResult(), false);
             }
-            var (operationVersion, deviceVersion) = (operation.Version, operation.Device.Version);
+            var asRead = OperationRows.AsRead.Of(operation);
             var change = NewChange(http, clock, input.Justification);
             OperationWrites.Update(operation, input, change);
             if (change.Errors.Any)
@@ -198,8 +198,7 @@ public static class OperationsApi
                 return (Transitions.ConflictResult(conflict), false);
             }
 
-            var history = await OperationRows.SaveAsync(session, operation, operationVersion, deviceVersion, newestEntry, change.Entries,
-                latest, token);
+            var history = await OperationRows.SaveAsync(session, operation, asRead, newestEntry, change.Entries, latest, token);
             http.Response.Headers.ETag = operation.ETag();
             var response = operation.ToResponse(history);
             await IdempotencyKeys.RecordAsync(http, session, StatusCodes.Status200OK, response, null, clock, token);
