@@ -64,6 +64,10 @@ public static class Batch
             return ([], new StatusProblem(Problems.Create(413, "batch_too_large", "Batch too large",
                 $"A batch may carry at most {limits.MaxBatchItems} items; this one has {count}. Split it.")));
         }
+        if (count >= History.LatestHistory.ClearingBatch)
+        {
+            request.HttpContext.RequestServices.GetRequiredService<History.LatestHistory>().Clear();
+        }
         var errors = new Errors();
         var items = new List<JsonElement>(count);
         var index = 0;

@@ -348,11 +348,16 @@ public static class OperationRows
         var reader = r.Reader;
         while (await reader.ReadAsync(cancellationToken))
         {
-            entries.Add(new HistoryEntryResponse(reader.GetInt64(0), r.Utc(1), reader.GetString(2), r.Text(3), r.Text(4),
-                reader.GetString(5), deviceCode ?? "", r.Reference(6), new StoredJson(reader.GetString(7)), reader.GetString(8), r.Text(9)));
+            entries.Add(new HistoryEntryResponse(reader.GetInt64(0), r.Utc(1), Shared(reader.GetString(2)), Shared(r.Text(3)),
+                Shared(r.Text(4)), LatestHistory.Performer(reader.GetString(5)), deviceCode ?? "", r.Reference(6),
+                new StoredJson(reader.GetString(7)), reader.GetString(8), r.Text(9)));
         }
         return entries;
     }
+
+    /// <summary>An action or status as the one string the code names it by, not a copy per entry kept in <see cref="LatestHistory"/>.</summary>
+    [return: System.Diagnostics.CodeAnalysis.NotNullIfNotNull(nameof(text))]
+    private static string? Shared(string? text) => text is null ? null : string.IsInterned(text) ?? text;
 
     private static List<HistoryEntryResponse> WithCode(List<HistoryEntryResponse> entries, string deviceCode) =>
         entries.ConvertAll(e => e with { DeviceId = deviceCode });
