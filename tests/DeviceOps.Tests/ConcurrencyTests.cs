@@ -190,7 +190,7 @@ public sealed class ConcurrencyTests(DeviceOpsFactory factory) : IClassFixture<D
     }
 
     [Fact]
-    public async Task DevicePutWithIfNoneMatchStarIsRefused()
+    public async Task DevicePatchWithIfNoneMatchStarIsRefused()
     {
         using var admin = factory.Admin();
         var device = await Seeder.DeviceAsync(admin);

@@ -121,29 +121,33 @@ public sealed class SqlSession : IAsyncDisposable
     public DbTransaction? Transaction { get; set; }
     public bool IsPostgres { get; }
 
-    private readonly List<Action> _afterCommit = [];
+    private List<Action>? _afterCommit;
 
     /// <summary>Runs <paramref name="action"/> once the transaction's commit is durable; never if it rolls back.</summary>
-    public void AfterCommit(Action action) => _afterCommit.Add(action);
+    public void AfterCommit(Action action) => (_afterCommit ??= []).Add(action);
 
     /// <summary>How many after-commit actions wait: a mark for <see cref="RolledBackTo"/>.</summary>
-    internal int AfterCommitMark => _afterCommit.Count;
+    internal int AfterCommitMark => _afterCommit?.Count ?? 0;
 
     /// <summary>A savepoint rolled back: the actions its work added are dropped.</summary>
-    internal void RolledBackTo(int mark) => _afterCommit.RemoveRange(mark, _afterCommit.Count - mark);
+    internal void RolledBackTo(int mark) => _afterCommit?.RemoveRange(mark, _afterCommit.Count - mark);
 
     /// <summary>The transaction committed: runs the waiting actions.</summary>
     internal void Committed()
     {
-        foreach (var action in _afterCommit)
+        if (_afterCommit is not { Count: > 0 } actions)
+        {
+            return;
+        }
+        foreach (var action in actions)
         {
             action();
         }
-        _afterCommit.Clear();
+        actions.Clear();
     }
 
     /// <summary>The transaction failed: drops the waiting actions.</summary>
-    internal void Abandoned() => _afterCommit.Clear();
+    internal void Abandoned() => _afterCommit?.Clear();
 
     /// <summary>SQLite: the row id the connection's last <c>INSERT</c> gave its row (a call into SQLite, no statement).</summary>
     public long LastInsertId() => SQLitePCL.raw.sqlite3_last_insert_rowid(((SqliteConnection)Connection).Handle);
