@@ -61,18 +61,6 @@ public static class OperationRows
     private const string HistoryOfOperationDeviceSql =
         $"SELECT {HistoryColumns} FROM history WHERE device_id = (SELECT device_id FROM operations WHERE id = $1) ORDER BY id DESC LIMIT 20";
 
-    private const string UpdateOperationSql = """
-        UPDATE operations SET operation_type = $2, status = $3, operator_id = $4, description = $5, notes = $6,
-               started_at = $7, completed_at = $8, updated_at = $9, version = $10
-        WHERE id = $1
-        """;
-
-    private const string UpdateDeviceSql = """
-        UPDATE devices SET status = $2, location = $3, assigned_user = $4, configuration = $5, maintenance_notes = $6,
-               next_maintenance = $7, last_updated = $8, updated_by = $9, version = $10
-        WHERE id = $1
-        """;
-
     /// <summary>
     /// An operation with its device, as the caller may see it, and the device's latest history —
     /// read for a GET. On PostgreSQL both queries go in one round trip.
@@ -103,7 +91,7 @@ public static class OperationRows
         IReadOnlyList<HistoryEntryResponse> read;
         await using (var rows = await session.QueryAsync(HistoryUpToSql, [device.Id, newest], cancellationToken))
         {
-            read = [.. await ReadHistoryAsync(rows, device.DeviceCode, cancellationToken)];
+            read = await ReadHistoryAsync(rows, device.DeviceCode, cancellationToken);
         }
         latest.Add(device.Id, device.DeviceCode, newest, read);
         return (found, read);
@@ -210,28 +198,18 @@ public static class OperationRows
         {
             if (operation.Version != version)
             {
-                await QueueUpdateAsync(session, operation, cancellationToken);
+                await QueueChangedAsync(session, "operations", OperationColumns, operation.Id, null, Values(operation), cancellationToken);
             }
         }
         foreach (var (device, version) in set.Devices)
         {
             if (device.Version != version)
             {
-                await QueueUpdateAsync(session, device, cancellationToken);
+                await QueueChangedAsync(session, "devices", DeviceColumns, device.Id, null, Values(device), cancellationToken);
             }
         }
         await session.FlushAsync(cancellationToken);
     }
-
-    private static Task QueueUpdateAsync(SqlSession session, DeviceOperation operation, CancellationToken cancellationToken) =>
-        session.QueueAsync(UpdateOperationSql, [operation.Id, operation.OperationType, operation.Status, operation.OperatorId,
-            operation.Description, operation.Notes, operation.StartedAt, operation.CompletedAt, operation.UpdatedAt, operation.Version],
-            cancellationToken);
-
-    private static Task QueueUpdateAsync(SqlSession session, Device device, CancellationToken cancellationToken) =>
-        session.QueueAsync(UpdateDeviceSql, [device.Id, device.Status, device.Location, device.AssignedUser, device.Configuration,
-            device.MaintenanceNotes, device.NextMaintenance, device.LastUpdated, device.UpdatedBy, device.Version],
-            cancellationToken);
 
     /// <summary>An operation's and its device's writable columns as a write read them (<see cref="Values(DeviceOperation)"/>).</summary>
     public readonly record struct AsRead(object?[] Operation, object?[] Device)
@@ -254,19 +232,20 @@ public static class OperationRows
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string Table, int Changed), string> UpdateSql = new();
 
     /// <summary>
-    /// Updates only the columns whose value moved, if any. SQLite rewrites the index entries of
-    /// every column an <c>UPDATE</c> sets, changed or not: a relocation that also set the status,
-    /// the user and the next maintenance to what they were rewrote four more of the device's
-    /// indexes, in the one writer every write waits for.
+    /// Updates only the columns whose value moved since <paramref name="before"/>, if any; with
+    /// no <paramref name="before"/> (a batch, which keeps no copy per item), every column. SQLite
+    /// rewrites the index entries of every column an <c>UPDATE</c> sets, changed or not: a
+    /// relocation that also set the status, the user and the next maintenance to what they were
+    /// rewrote four more of the device's indexes, in the one writer every write waits for.
     /// </summary>
-    private static async Task QueueChangedAsync(SqlSession session, string table, string[] columns, int id, object?[] before,
+    private static async Task QueueChangedAsync(SqlSession session, string table, string[] columns, int id, object?[]? before,
         object?[] after, CancellationToken cancellationToken)
     {
         var changed = 0;
         var count = 0;
         for (var i = 0; i < columns.Length; i++)
         {
-            if (!Equals(before[i], after[i]))
+            if (before is null || !Equals(before[i], after[i]))
             {
                 changed |= 1 << i;
                 count++;
@@ -329,7 +308,7 @@ public static class OperationRows
         }
         else
         {
-            history = [.. await LatestHistoryAsync(session, device, cancellationToken)];
+            history = await LatestHistoryAsync(session, device, cancellationToken);
         }
         var upTo = ids.Count > 0 ? ids[^1] : newestEntry;
         session.AfterCommit(() => latest.Add(device.Id, code, upTo, history));

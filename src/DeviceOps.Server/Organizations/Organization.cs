@@ -26,7 +26,7 @@ public sealed class Organization
     }
 
     /// <summary>A name <see cref="TryParseId"/> would read as an id (or, too long for one, still only digits).</summary>
-    public static bool IsDigitsOnly(string name) => name.Length > 0 && name.All(char.IsAsciiDigit);
+    public static bool IsDigitsOnly(string name) => Http.FieldReader.IsDigits(name);
 
     /// <summary>An organization as the store holds it, read by a hot path without EF Core.</summary>
     internal static Organization Restore(int id, string name) => new() { Id = id, Name = name };
