@@ -275,6 +275,18 @@ public sealed class SqlSession : IAsyncDisposable
         return new SqlRows(reader, batch);
     }
 
+    /// <summary>
+    /// PostgreSQL: sends the queued statements and reads their rows, each queued SELECT's its own
+    /// result in order, the first current. Dispose them before the next statement.
+    /// </summary>
+    public async Task<SqlRows> QueryQueuedAsync(CancellationToken cancellationToken)
+    {
+        var batch = _batch ?? throw new InvalidOperationException("Nothing is queued.");
+        _batch = null;
+        _skippedResults = 0;
+        return new SqlRows(await batch.ExecuteReaderAsync(cancellationToken), batch);
+    }
+
     private NpgsqlBatch? _batch;
     private int _skippedResults;
 

@@ -47,6 +47,7 @@ public static class StoreExtensions
             provider.GetRequiredService<EventSignal>(), provider.GetRequiredService<ILogger<SqliteGroupCommit>>()));
         services.AddSingleton(provider => new SqlStore(Setting(provider), provider.GetRequiredService<EventSignal>()));
         services.AddSingleton<History.LatestHistory>();
+        services.AddSingleton<Operations.UpdateGroups>();
         services.AddHostedService<PlannerStatistics>();
         services.AddScoped<StoreWriter>(provider => IsPostgres(Setting(provider))
             ? new TransactionWriter(provider.GetRequiredService<DeviceOpsDb>(), provider.GetRequiredService<SqlStore>())

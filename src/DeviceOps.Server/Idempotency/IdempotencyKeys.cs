@@ -145,6 +145,21 @@ public static class IdempotencyKeys
         }
     }
 
+    /// <summary>Whether the request carries an <c>Idempotency-Key</c> whose response is to be stored.</summary>
+    public static bool IsRecorded(HttpContext context) => context.Features.Get<IdempotencyRequest>() is not null;
+
+    /// <summary>
+    /// PostgreSQL groups (<see cref="Operations.UpdateGroups"/>): queues the record with the
+    /// group's other statements. A race for its key fails the group's transaction, and each of
+    /// its requests is then written alone, where <see cref="RecordAsync{T}(HttpContext, SqlSession, int, T, string?, TimeProvider, CancellationToken)"/>
+    /// answers the race.
+    /// </summary>
+    public static Task QueueRecordAsync<T>(HttpContext context, SqlSession session, int statusCode, T response, TimeProvider clock,
+        CancellationToken cancellationToken) =>
+        ToRecord(context, statusCode, response, null, clock) is { } r
+            ? session.QueueAsync(InsertSql, [r.TokenId, r.Key, r.RequestHash, r.StatusCode, r.Body, r.Location, r.ETag, r.CreatedAt], cancellationToken)
+            : Task.CompletedTask;
+
     private const string InsertSql =
         "INSERT INTO idempotency_records (token_id, key, request_hash, status_code, body, location, e_tag, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 

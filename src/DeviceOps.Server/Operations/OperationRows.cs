@@ -187,6 +187,127 @@ public static class OperationRows
         return set;
     }
 
+    /// <summary>PostgreSQL: the operations of a group of single-operation writes, read in one statement.</summary>
+    private const string LoadAnySql = SelectSql + " WHERE o.id = ANY($1) AND d.deleted_at IS NULL";
+
+    /// <summary>
+    /// PostgreSQL, for <see cref="UpdateGroups"/>: locks the devices of the operations in id order
+    /// and reads the operations, each with a device of its own (whoever may see them: each
+    /// request's caller is checked by the group), in one round trip.
+    /// </summary>
+    public static async Task<Dictionary<int, DeviceOperation>> LoadGroupAsync(SqlSession session, int[] ids, CancellationToken cancellationToken)
+    {
+        await session.QueueAsync(LockManySql, [ids], cancellationToken);
+        var found = new Dictionary<int, DeviceOperation>(ids.Length);
+        await using var rows = await session.QueryAsync(LoadAnySql, [ids], cancellationToken);
+        while (await rows.Reader.ReadAsync(cancellationToken))
+        {
+            found[rows.Reader.GetInt32(0)] = Restore(rows, Device(rows, null));
+        }
+        return found;
+    }
+
+    /// <summary>
+    /// PostgreSQL, for <see cref="UpdateGroups"/>: queues what a group's requests changed — the
+    /// operations and devices whose columns moved, every history entry with its outbox event — as
+    /// one statement each, columns passed as arrays, then the read of each device's latest history
+    /// (<see cref="ReadGroupHistoryAsync"/>). A group writes each device for one request only, so
+    /// that read is what each request's answer shows.
+    /// </summary>
+    public static async Task QueueGroupSaveAsync(SqlSession session, IReadOnlyList<(DeviceOperation Operation, AsRead AsRead)> changed,
+        IReadOnlyList<HistoryEntry> entries, CancellationToken cancellationToken)
+    {
+        var operations = new List<object?[]>(changed.Count);
+        var devices = new List<object?[]>(changed.Count);
+        var deviceIds = new int[changed.Count];
+        for (var i = 0; i < changed.Count; i++)
+        {
+            var (operation, asRead) = changed[i];
+            if (Moved(asRead.Operation, Values(operation)) is { } o)
+            {
+                operations.Add([operation.Id, .. o]);
+            }
+            if (Moved(asRead.Device, Values(operation.Device)) is { } d)
+            {
+                devices.Add([operation.Device.Id, .. d]);
+            }
+            deviceIds[i] = operation.Device.Id;
+        }
+        if (operations.Count > 0)
+        {
+            await session.QueueAsync(UpdateOperationsSql, ByColumn(operations, OperationTypes), cancellationToken);
+        }
+        if (devices.Count > 0)
+        {
+            await session.QueueAsync(UpdateDevicesSql, ByColumn(devices, DeviceTypes), cancellationToken);
+        }
+        await AuditRows.QueueManyAsync(session, entries, cancellationToken);
+        await session.QueueAsync(GroupHistorySql, [deviceIds], cancellationToken);
+    }
+
+    /// <summary>The group's history read (<see cref="QueueGroupSaveAsync"/>): each device's latest entries, by device id.</summary>
+    public static async Task<Dictionary<int, List<HistoryEntryResponse>>> ReadGroupHistoryAsync(SqlRows r, IReadOnlyDictionary<int, string> deviceCodes,
+        CancellationToken cancellationToken)
+    {
+        var history = new Dictionary<int, List<HistoryEntryResponse>>(deviceCodes.Count);
+        var reader = r.Reader;
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var deviceId = reader.GetInt32(10);
+            if (!history.TryGetValue(deviceId, out var entries))
+            {
+                history[deviceId] = entries = new List<HistoryEntryResponse>(HistoryMapping.EmbeddedEntries);
+            }
+            entries.Add(new HistoryEntryResponse(reader.GetInt64(0), r.Utc(1), Shared(reader.GetString(2)), Shared(r.Text(3)),
+                Shared(r.Text(4)), LatestHistory.Performer(reader.GetString(5)), deviceCodes[deviceId], r.Reference(6),
+                new StoredJson(reader.GetString(7)), reader.GetString(8), r.Text(9)));
+        }
+        await reader.NextResultAsync(cancellationToken);
+        return history;
+    }
+
+    /// <summary>The row's writable columns if any moved since it was read; a group writes them all (PostgreSQL keeps an update HOT when no indexed value changes, whatever it sets).</summary>
+    private static object?[]? Moved(object?[] before, object?[] after)
+    {
+        for (var i = 0; i < after.Length; i++)
+        {
+            if (!Equals(before[i], after[i]))
+            {
+                return after;
+            }
+        }
+        return null;
+    }
+
+    private static readonly string[] OperationTypes = ["int", "text", "text", "text", "text", "text", "timestamptz", "timestamptz", "timestamptz", "int"];
+
+    private static readonly string[] DeviceTypes = ["int", "text", "text", "text", "text", "text", "timestamptz", "timestamptz", "text", "int"];
+
+    private static string UpdateMany(string table, string[] columns, string[] types) =>
+        $"UPDATE {table} AS t SET {string.Join(", ", columns.Select((c, i) => $"{c} = v.c{i}"))}"
+        + $" FROM unnest({string.Join(", ", types.Select((t, i) => $"${i + 1}::{t}[]"))})"
+        + $" AS v(id, {string.Join(", ", columns.Select((_, i) => $"c{i}"))}) WHERE t.id = v.id";
+
+    /// <summary>Rows as one array per column, typed as the statement casts them.</summary>
+    private static object[] ByColumn(List<object?[]> rows, string[] types)
+    {
+        var columns = new object[types.Length];
+        for (var c = 0; c < types.Length; c++)
+        {
+            columns[c] = types[c] switch
+            {
+                "int" => rows.ConvertAll(row => (int?)row[c]).ToArray(),
+                "timestamptz" => rows.ConvertAll(row => (DateTime?)row[c]).ToArray(),
+                _ => rows.ConvertAll(row => (string?)row[c]).ToArray(),
+            };
+        }
+        return columns;
+    }
+
+    private const string GroupHistorySql =
+        $"SELECT h.* FROM unnest($1::int[]) AS v(device_id) CROSS JOIN LATERAL (SELECT {HistoryColumns}, device_id FROM history"
+        + " WHERE history.device_id = v.device_id ORDER BY id DESC LIMIT 20) AS h";
+
     /// <summary>
     /// Stores what a batch changed to its operations and devices: every one whose version moved
     /// since <see cref="LoadManyForWriteAsync"/>. (On PostgreSQL their devices are locked already,
@@ -228,6 +349,11 @@ public static class OperationRows
 
     private static object?[] Values(Device d) =>
         [d.Status, d.Location, d.AssignedUser, d.Configuration, d.MaintenanceNotes, d.NextMaintenance, d.LastUpdated, d.UpdatedBy, d.Version];
+
+    /// <summary>PostgreSQL groups: every writable column of many rows from arrays (<see cref="QueueGroupSaveAsync"/>).</summary>
+    private static readonly string UpdateOperationsSql = UpdateMany("operations", OperationColumns, OperationTypes);
+
+    private static readonly string UpdateDevicesSql = UpdateMany("devices", DeviceColumns, DeviceTypes);
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string Table, int Changed), string> UpdateSql = new();
 

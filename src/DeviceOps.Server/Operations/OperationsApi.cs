@@ -147,16 +147,18 @@ public static class OperationsApi
         }, cancellationToken);
     }
 
-    public static Task<Results<Ok<OperationResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>> Put(
-        int id, HttpContext http, StoreWriter writer, LatestHistory latest, TimeProvider clock, CancellationToken cancellationToken) =>
-        UpdateAsync(id, WriteMode.Replace, http, writer, latest, clock, cancellationToken);
+    public static Task<UpdateResult> Put(
+        int id, HttpContext http, StoreWriter writer, UpdateGroups groups, LatestHistory latest, TimeProvider clock,
+        CancellationToken cancellationToken) =>
+        UpdateAsync(id, WriteMode.Replace, http, writer, groups, latest, clock, cancellationToken);
 
-    public static Task<Results<Ok<OperationResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>> Patch(
-        int id, HttpContext http, StoreWriter writer, LatestHistory latest, TimeProvider clock, CancellationToken cancellationToken) =>
-        UpdateAsync(id, WriteMode.Patch, http, writer, latest, clock, cancellationToken);
+    public static Task<UpdateResult> Patch(
+        int id, HttpContext http, StoreWriter writer, UpdateGroups groups, LatestHistory latest, TimeProvider clock,
+        CancellationToken cancellationToken) =>
+        UpdateAsync(id, WriteMode.Patch, http, writer, groups, latest, clock, cancellationToken);
 
-    private static async Task<Results<Ok<OperationResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>> UpdateAsync(
-        int id, WriteMode mode, HttpContext http, StoreWriter writer, LatestHistory latest, TimeProvider clock, CancellationToken cancellationToken)
+    private static async Task<UpdateResult> UpdateAsync(int id, WriteMode mode, HttpContext http, StoreWriter writer, UpdateGroups groups,
+        LatestHistory latest, TimeProvider clock, CancellationToken cancellationToken)
     {
         var (body, problem) = await JsonBody.ReadObjectAsync(http.Request, cancellationToken);
         if (problem is not null)
@@ -174,36 +176,58 @@ public static class OperationsApi
             input = input.AsReplacement();
         }
 
+        if (groups.Enabled && await groups.UpdateAsync(id, input, http, clock, cancellationToken) is { } grouped)
+        {
+            return grouped;
+        }
         var caller = http.Caller();
-        return await writer.WriteSqlAsync<Results<Ok<OperationResponse>, BodyProblem, ValidationFailed, NotFoundProblem, ConflictProblem, PreconditionFailedProblem>>(async (session, token) =>
+        return await writer.WriteSqlAsync<UpdateResult>(async (session, token) =>
         {
             var (operation, newestEntry) = await OperationRows.LoadForWriteAsync(session, id, caller, token);
-            if (operation is null)
+            if (Apply(id, operation, input, http, clock, out var asRead, out var change) is { } refused)
             {
-                return (Problems.NotFoundResult($"Operation {id}"), false);
+                return (refused, false);
             }
-            if (!Preconditions.WriteHolds(http.Request, operation.ETag()))
-            {
-                return (Problems.PreconditionFailedResult(), false);
-            }
-            var asRead = OperationRows.AsRead.Of(operation);
-            var change = NewChange(http, clock, input.Justification);
-            OperationWrites.Update(operation, input, change);
-            if (change.Errors.Any)
-            {
-                return (Problems.Validation(change.Errors.ToDictionary()), false);
-            }
-            if (change.Conflict is { } conflict)
-            {
-                return (Transitions.ConflictResult(conflict), false);
-            }
-
-            var history = await OperationRows.SaveAsync(session, operation, asRead, newestEntry, change.Entries, latest, token);
-            http.Response.Headers.ETag = operation.ETag();
-            var response = operation.ToResponse(history);
+            var changed = operation!;
+            var history = await OperationRows.SaveAsync(session, changed, asRead, newestEntry, change.Entries, latest, token);
+            http.Response.Headers.ETag = changed.ETag();
+            var response = changed.ToResponse(history);
             await IdempotencyKeys.RecordAsync(http, session, StatusCodes.Status200OK, response, null, clock, token);
             return (TypedResults.Ok(response), true);
         }, cancellationToken);
+    }
+
+    /// <summary>
+    /// Applies a PUT or PATCH to the operation as loaded for the write (null: not there, or not the
+    /// caller's to see): its answer if refused — 404, 412, 422 or 409 — with nothing changed
+    /// worth storing; null when the change is to be stored, with the columns as read before it.
+    /// The one-request write and the PostgreSQL groups (<see cref="UpdateGroups"/>) share it.
+    /// </summary>
+    internal static UpdateResult? Apply(int id, DeviceOperation? operation, OperationInput input, HttpContext http, TimeProvider clock,
+        out OperationRows.AsRead asRead, out ChangeContext change)
+    {
+        asRead = default;
+        change = null!;
+        if (operation is null)
+        {
+            return Problems.NotFoundResult($"Operation {id}");
+        }
+        if (!Preconditions.WriteHolds(http.Request, operation.ETag()))
+        {
+            return Problems.PreconditionFailedResult();
+        }
+        asRead = OperationRows.AsRead.Of(operation);
+        change = NewChange(http, clock, input.Justification);
+        OperationWrites.Update(operation, input, change);
+        if (change.Errors.Any)
+        {
+            return Problems.Validation(change.Errors.ToDictionary());
+        }
+        if (change.Conflict is { } conflict)
+        {
+            return Transitions.ConflictResult(conflict);
+        }
+        return null;
     }
 
     /// <summary>A request's change context: the caller, one clock reading, the request id, and whether it may override.</summary>
