@@ -58,7 +58,8 @@ public static class AuditRows
     /// PostgreSQL: queues many changes' entries and their events as two statements, each taking
     /// its columns as arrays, so the text is the same whatever the count and stays prepared.
     /// Rows are inserted in the order given (<c>WITH ORDINALITY</c>), which is the order of their
-    /// ids: a device's history and the outbox feed read in that order.
+    /// ids: a device's history and the outbox feed read in that order. The history statement
+    /// answers the entries' ids, in that order.
     /// </summary>
     public static async Task QueueManyAsync(SqlSession session, IReadOnlyList<HistoryEntry> entries, CancellationToken cancellationToken)
     {
@@ -99,7 +100,7 @@ public static class AuditRows
     }
 
     private static readonly string InsertManyHistorySql = InsertMany("history", HistoryColumns,
-        ["timestamptz", "int", "int", "text", "text", "text", "text", "text", "text", "text"]);
+        ["timestamptz", "int", "int", "text", "text", "text", "text", "text", "text", "text"]) + " RETURNING id";
 
     private static readonly string InsertManyEventsSql = InsertMany("events", PostgresEventColumns,
         ["uuid", "text", "timestamptz", "int", "int", "text", "int", "text", "text", "text"]);

@@ -3,15 +3,22 @@ using System.Collections.Concurrent;
 namespace DeviceOps.History;
 
 /// <summary>
-/// SQLite: each device's latest history as an operation answer embeds it, kept by the id of the
-/// device's newest entry. History is append-only and SQLite gives a new row the next id after
-/// every committed one, so a device whose newest entry is still <c>upTo</c> still has exactly
-/// these entries: a GET reads that id with the operation, in the same statement, and skips the
-/// twenty-row read when it matches; a change adds its own entries in front of them. Only
-/// committed entries are kept (a change adds its list once its commit is durable).
+/// Each device's latest history as an operation answer embeds it, kept by the id of the device's
+/// newest entry. History is append-only, and a device's entries get ids in the order they
+/// commit, so a device whose newest entry is still <c>upTo</c> still has exactly these entries:
+/// a GET reads that id with the operation, in the same statement, and skips the twenty-row read
+/// when it matches; a change adds its own entries in front of them. Only committed entries are
+/// kept (a change adds its list once its commit is durable).
 /// </summary>
 /// <remarks>
-/// Not used on PostgreSQL, where ids come from a sequence and need not follow commit order.
+/// Why ids follow commit order per device: on SQLite there is one writer, and a new row gets the
+/// next id after every committed one. On PostgreSQL ids come from a sequence, which hands them out
+/// in the order entries are inserted, not committed; but every write that adds entries to an
+/// existing device holds that device's row lock from before its insert to its commit (the
+/// operation writes, alone, in groups and in batches, the device writes, the operation
+/// creations), so the next entry of a device is inserted only after the last one committed. The
+/// PostgreSQL writes that keep this cache current are the groups of <c>UpdateGroups</c>, which
+/// read the newest id under that lock.
 /// </remarks>
 public sealed class LatestHistory
 {

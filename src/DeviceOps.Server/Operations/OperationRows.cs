@@ -28,9 +28,11 @@ public static class OperationRows
 
     private const string LoadSql = SelectSql + " WHERE o.id = $1 AND d.deleted_at IS NULL";
 
-    /// <summary>SQLite: the same, with the id of the device's newest history entry (<see cref="LatestHistory"/>) as column 29.</summary>
-    private const string LoadWithNewestEntrySql =
-        Columns + ", (SELECT max(h.id) FROM history h WHERE h.device_id = d.id)" + From + " WHERE o.id = $1 AND d.deleted_at IS NULL";
+    /// <summary>The id of the operation's device's newest history entry (<see cref="LatestHistory"/>), as column 29.</summary>
+    private const string NewestEntry = ", (SELECT max(h.id) FROM history h WHERE h.device_id = d.id)";
+
+    /// <summary>The same with the device's newest entry.</summary>
+    private const string LoadWithNewestEntrySql = Columns + NewestEntry + From + " WHERE o.id = $1 AND d.deleted_at IS NULL";
 
     /// <summary>Ids a batch reads per statement; the last statement repeats its last id to fill it, so one prepared statement serves all.</summary>
     private const int LoadManyChunk = 500;
@@ -58,27 +60,15 @@ public static class OperationRows
     /// <summary>The device's latest history up to its entry <c>$2</c>.</summary>
     private const string HistoryUpToSql = $"SELECT {HistoryColumns} FROM history WHERE device_id = $1 AND id <= $2 ORDER BY id DESC LIMIT 20";
 
-    private const string HistoryOfOperationDeviceSql =
-        $"SELECT {HistoryColumns} FROM history WHERE device_id = (SELECT device_id FROM operations WHERE id = $1) ORDER BY id DESC LIMIT 20";
-
     /// <summary>
     /// An operation with its device, as the caller may see it, and the device's latest history —
-    /// read for a GET. On PostgreSQL both queries go in one round trip.
+    /// read for a GET: from <see cref="LatestHistory"/> when the device's newest entry, read with
+    /// the operation, says it is current; else read, up to that entry, and kept.
     /// </summary>
     public static async Task<(DeviceOperation? Operation, IReadOnlyList<HistoryEntryResponse> History)> ReadAsync(
         SqlSession session, int id, Caller caller, LatestHistory latest, CancellationToken cancellationToken)
     {
-        if (session.IsPostgres)
-        {
-            // The history query goes first, so a missing operation still costs one round trip.
-            await session.QueueAsync(HistoryOfOperationDeviceSql, [id], cancellationToken);
-            await using var rows = await session.QueryAsync(LoadSql, [id], cancellationToken, readQueued: true);
-            var history = await ReadHistoryAsync(rows, null, cancellationToken);
-            await rows.Reader.NextResultAsync(cancellationToken);
-            var operation = await ReadOperationAsync(rows, caller, cancellationToken);
-            return (operation, operation is null ? [] : WithCode(history, operation.Device.DeviceCode));
-        }
-        var (found, newest) = await LoadAsync(session, id, caller, cancellationToken);
+        var (found, newest) = await LoadAsync(session, id, caller, withNewestEntry: true, cancellationToken);
         if (found is null)
         {
             return (null, []);
@@ -108,15 +98,15 @@ public static class OperationRows
         {
             await session.QueueAsync(LockSql, [id], cancellationToken);
         }
-        return await LoadAsync(session, id, caller, cancellationToken);
+        return await LoadAsync(session, id, caller, withNewestEntry: !session.IsPostgres, cancellationToken);
     }
 
     private static async Task<(DeviceOperation? Operation, long NewestEntry)> LoadAsync(SqlSession session, int id, Caller caller,
-        CancellationToken cancellationToken)
+        bool withNewestEntry, CancellationToken cancellationToken)
     {
-        await using var rows = await session.QueryAsync(session.IsPostgres ? LoadSql : LoadWithNewestEntrySql, [id], cancellationToken);
+        await using var rows = await session.QueryAsync(withNewestEntry ? LoadWithNewestEntrySql : LoadSql, [id], cancellationToken);
         var operation = await ReadOperationAsync(rows, caller, cancellationToken);
-        return (operation, operation is null || session.IsPostgres || rows.Reader.IsDBNull(29) ? 0 : rows.Reader.GetInt64(29));
+        return (operation, operation is null || !withNewestEntry || rows.Reader.IsDBNull(29) ? 0 : rows.Reader.GetInt64(29));
     }
 
     private static async Task<DeviceOperation?> ReadOperationAsync(SqlRows r, Caller caller, CancellationToken cancellationToken)
@@ -188,41 +178,41 @@ public static class OperationRows
     }
 
     /// <summary>PostgreSQL: the operations of a group of single-operation writes, read in one statement.</summary>
-    private const string LoadAnySql = SelectSql + " WHERE o.id = ANY($1) AND d.deleted_at IS NULL";
+    private const string LoadAnySql = Columns + NewestEntry + From + " WHERE o.id = ANY($1) AND d.deleted_at IS NULL";
 
     /// <summary>
     /// PostgreSQL, for <see cref="UpdateGroups"/>: locks the devices of the operations in id order
     /// and reads the operations, each with a device of its own (whoever may see them: each
-    /// request's caller is checked by the group), in one round trip.
+    /// request's caller is checked by the group) and the id of its newest history entry, read
+    /// under the lock, in one round trip.
     /// </summary>
-    public static async Task<Dictionary<int, DeviceOperation>> LoadGroupAsync(SqlSession session, int[] ids, CancellationToken cancellationToken)
+    public static async Task<Dictionary<int, (DeviceOperation Operation, long NewestEntry)>> LoadGroupAsync(SqlSession session, int[] ids,
+        CancellationToken cancellationToken)
     {
         await session.QueueAsync(LockManySql, [ids], cancellationToken);
-        var found = new Dictionary<int, DeviceOperation>(ids.Length);
+        var found = new Dictionary<int, (DeviceOperation, long)>(ids.Length);
         await using var rows = await session.QueryAsync(LoadAnySql, [ids], cancellationToken);
         while (await rows.Reader.ReadAsync(cancellationToken))
         {
-            found[rows.Reader.GetInt32(0)] = Restore(rows, Device(rows, null));
+            found[rows.Reader.GetInt32(0)] = (Restore(rows, Device(rows, null)), rows.Reader.IsDBNull(29) ? 0 : rows.Reader.GetInt64(29));
         }
         return found;
     }
 
     /// <summary>
     /// PostgreSQL, for <see cref="UpdateGroups"/>: queues what a group's requests changed — the
-    /// operations and devices whose columns moved, every history entry with its outbox event — as
-    /// one statement each, columns passed as arrays, then the read of each device's latest history
-    /// (<see cref="ReadGroupHistoryAsync"/>). A group writes each device for one request only, so
-    /// that read is what each request's answer shows.
+    /// operations and devices whose columns moved, every history entry (answering its id) with
+    /// its outbox event — as one statement each, columns passed as arrays, then the read of the
+    /// latest history of the devices whose kept history (<see cref="LatestHistory"/>) is not
+    /// current (<paramref name="unknownDevices"/>). <see cref="ReadGroupAsync"/> reads the answers.
     /// </summary>
     public static async Task QueueGroupSaveAsync(SqlSession session, IReadOnlyList<(DeviceOperation Operation, AsRead AsRead)> changed,
-        IReadOnlyList<HistoryEntry> entries, CancellationToken cancellationToken)
+        IReadOnlyList<HistoryEntry> entries, int[] unknownDevices, CancellationToken cancellationToken)
     {
         var operations = new List<object?[]>(changed.Count);
         var devices = new List<object?[]>(changed.Count);
-        var deviceIds = new int[changed.Count];
-        for (var i = 0; i < changed.Count; i++)
+        foreach (var (operation, asRead) in changed)
         {
-            var (operation, asRead) = changed[i];
             if (Moved(asRead.Operation, Values(operation)) is { } o)
             {
                 operations.Add([operation.Id, .. o]);
@@ -231,7 +221,6 @@ public static class OperationRows
             {
                 devices.Add([operation.Device.Id, .. d]);
             }
-            deviceIds[i] = operation.Device.Id;
         }
         if (operations.Count > 0)
         {
@@ -242,28 +231,59 @@ public static class OperationRows
             await session.QueueAsync(UpdateDevicesSql, ByColumn(devices, DeviceTypes), cancellationToken);
         }
         await AuditRows.QueueManyAsync(session, entries, cancellationToken);
-        await session.QueueAsync(GroupHistorySql, [deviceIds], cancellationToken);
+        if (unknownDevices.Length > 0)
+        {
+            await session.QueueAsync(GroupHistorySql, [unknownDevices], cancellationToken);
+        }
     }
 
-    /// <summary>The group's history read (<see cref="QueueGroupSaveAsync"/>): each device's latest entries, by device id.</summary>
-    public static async Task<Dictionary<int, List<HistoryEntryResponse>>> ReadGroupHistoryAsync(SqlRows r, IReadOnlyDictionary<int, string> deviceCodes,
-        CancellationToken cancellationToken)
+    /// <summary>
+    /// The rows <see cref="QueueGroupSaveAsync"/> answers: the new entries' ids, in the order
+    /// given, and the latest history of each device it read, by device id.
+    /// </summary>
+    public static async Task<(long[] EntryIds, Dictionary<int, List<HistoryEntryResponse>> History)> ReadGroupAsync(SqlRows r, int entries,
+        IReadOnlyDictionary<int, string> unknownDevices, CancellationToken cancellationToken)
     {
-        var history = new Dictionary<int, List<HistoryEntryResponse>>(deviceCodes.Count);
         var reader = r.Reader;
-        while (await reader.ReadAsync(cancellationToken))
+        var ids = new long[entries];
+        if (entries > 0)
         {
-            var deviceId = reader.GetInt32(10);
-            if (!history.TryGetValue(deviceId, out var entries))
+            for (var i = 0; i < entries; i++)
             {
-                history[deviceId] = entries = new List<HistoryEntryResponse>(HistoryMapping.EmbeddedEntries);
+                ids[i] = await reader.ReadAsync(cancellationToken) ? reader.GetInt64(0) : throw new InvalidOperationException("An entry's id is missing.");
             }
-            entries.Add(new HistoryEntryResponse(reader.GetInt64(0), r.Utc(1), Shared(reader.GetString(2)), Shared(r.Text(3)),
-                Shared(r.Text(4)), LatestHistory.Performer(reader.GetString(5)), deviceCodes[deviceId], r.Reference(6),
-                new StoredJson(reader.GetString(7)), reader.GetString(8), r.Text(9)));
+            await reader.NextResultAsync(cancellationToken);
         }
-        await reader.NextResultAsync(cancellationToken);
-        return history;
+        var history = new Dictionary<int, List<HistoryEntryResponse>>(unknownDevices.Count);
+        if (unknownDevices.Count > 0)
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                var deviceId = reader.GetInt32(10);
+                if (!history.TryGetValue(deviceId, out var list))
+                {
+                    history[deviceId] = list = new List<HistoryEntryResponse>(HistoryMapping.EmbeddedEntries);
+                }
+                list.Add(new HistoryEntryResponse(reader.GetInt64(0), r.Utc(1), Shared(reader.GetString(2)), Shared(r.Text(3)),
+                    Shared(r.Text(4)), LatestHistory.Performer(reader.GetString(5)), unknownDevices[deviceId], r.Reference(6),
+                    new StoredJson(reader.GetString(7)), reader.GetString(8), r.Text(9)));
+            }
+            await reader.NextResultAsync(cancellationToken);
+        }
+        return (ids, history);
+    }
+
+    /// <summary>Entries just written, as an answer shows them: <paramref name="count"/> from <paramref name="start"/>, with their ids.</summary>
+    public static HistoryEntryResponse[] Written(IReadOnlyList<HistoryEntry> entries, int start, int count, IReadOnlyList<long> ids, string deviceCode)
+    {
+        var written = new HistoryEntryResponse[count];
+        for (var i = 0; i < count; i++)
+        {
+            var e = entries[start + i];
+            written[i] = new HistoryEntryResponse(ids[start + i], e.Timestamp, e.Action, e.FromStatus, e.ToStatus, e.PerformedBy, deviceCode,
+                e.Operation?.Id ?? e.OperationId, new StoredJson(e.Changes), e.RequestId, e.Justification);
+        }
+        return written;
     }
 
     /// <summary>The row's writable columns if any moved since it was read; a group writes them all (PostgreSQL keeps an update HOT when no indexed value changes, whatever it sets).</summary>
@@ -423,14 +443,7 @@ public static class OperationRows
         IReadOnlyList<HistoryEntryResponse> history;
         if (latest.Find(device.Id, code, newestEntry) is { } before)
         {
-            var added = new HistoryEntryResponse[entries.Count];
-            for (var i = 0; i < added.Length; i++)
-            {
-                var e = entries[i];
-                added[i] = new HistoryEntryResponse(ids[i], e.Timestamp, e.Action, e.FromStatus, e.ToStatus, e.PerformedBy, code,
-                    e.Operation?.Id ?? e.OperationId, new StoredJson(e.Changes), e.RequestId, e.Justification);
-            }
-            history = LatestHistory.Prepend(added, before);
+            history = LatestHistory.Prepend(Written(entries, 0, entries.Count, ids, code), before);
         }
         else
         {
@@ -463,9 +476,6 @@ public static class OperationRows
     /// <summary>An action or status as the one string the code names it by, not a copy per entry kept in <see cref="LatestHistory"/>.</summary>
     [return: System.Diagnostics.CodeAnalysis.NotNullIfNotNull(nameof(text))]
     private static string? Shared(string? text) => text is null ? null : string.IsInterned(text) ?? text;
-
-    private static List<HistoryEntryResponse> WithCode(List<HistoryEntryResponse> entries, string deviceCode) =>
-        entries.ConvertAll(e => e with { DeviceId = deviceCode });
 }
 
 /// <summary>

@@ -2,6 +2,7 @@ using System.Threading.Channels;
 using DeviceOps.Auth;
 using DeviceOps.Data;
 using DeviceOps.Events;
+using DeviceOps.History;
 using DeviceOps.Idempotency;
 using Npgsql;
 
@@ -37,11 +38,13 @@ public sealed class UpdateGroups : IAsyncDisposable
     private readonly SqlStore _sql;
     private readonly EventSignal _signal;
     private readonly ILogger<UpdateGroups> _logger;
+    private readonly LatestHistory _latest;
     private readonly Channel<Request>? _queue;
     private readonly Task? _worker;
 
-    public UpdateGroups(SqlStore sql, EventSignal signal, ILogger<UpdateGroups> logger)
+    public UpdateGroups(SqlStore sql, LatestHistory latest, EventSignal signal, ILogger<UpdateGroups> logger)
     {
+        _latest = latest;
         _sql = sql;
         _signal = signal;
         _logger = logger;
@@ -89,9 +92,9 @@ public sealed class UpdateGroups : IAsyncDisposable
     private async Task WriteAsync(List<Request> group)
     {
         var none = CancellationToken.None;
-        var stored = new List<Request>(group.Count);
+        var stored = new List<Stored>(group.Count);
         var changed = new List<(DeviceOperation Operation, OperationRows.AsRead AsRead)>(group.Count);
-        var entries = new List<History.HistoryEntry>(group.Count);
+        var entries = new List<HistoryEntry>(group.Count);
         var commitSent = false;
         SqlSession? session = null;
         try
@@ -107,7 +110,8 @@ public sealed class UpdateGroups : IAsyncDisposable
             var devices = new HashSet<int>();
             foreach (var request in group)
             {
-                operations.TryGetValue(request.Id, out var operation);
+                operations.TryGetValue(request.Id, out var loaded);
+                var operation = loaded.Operation;
                 if (operation is not null && !devices.Add(operation.Device.Id))
                 {
                     // The group writes this device already: alone, this request waits for the
@@ -124,8 +128,10 @@ public sealed class UpdateGroups : IAsyncDisposable
                     request.Completion.TrySetResult(refused);
                     continue;
                 }
-                stored.Add(request);
-                changed.Add((operation!, asRead));
+                var device = operation!.Device;
+                stored.Add(new Stored(request, operation, entries.Count, change.Entries.Count, loaded.NewestEntry,
+                    _latest.Find(device.Id, device.DeviceCode, loaded.NewestEntry)));
+                changed.Add((operation, asRead));
                 entries.AddRange(change.Entries);
             }
             if (stored.Count == 0)
@@ -135,27 +141,34 @@ public sealed class UpdateGroups : IAsyncDisposable
                 return;
             }
 
-            await OperationRows.QueueGroupSaveAsync(session, changed, entries, none);
-            var records = stored.Exists(r => IdempotencyKeys.IsRecorded(r.Http));
+            var unknown = stored.Where(s => s.Known is null).ToDictionary(s => s.Operation.Device.Id, s => s.Operation.Device.DeviceCode);
+            await OperationRows.QueueGroupSaveAsync(session, changed, entries, [.. unknown.Keys], none);
+            var records = stored.Exists(s => IdempotencyKeys.IsRecorded(s.Request.Http));
             if (!records)
             {
                 await session.QueueAsync("COMMIT", [], none);
                 commitSent = true;
             }
-            var responses = new OperationResponse[stored.Count];
-            Dictionary<int, List<History.HistoryEntryResponse>> history;
+            (long[] EntryIds, Dictionary<int, List<HistoryEntryResponse>> History) written;
             await using (var rows = await session.QueryQueuedAsync(none))
             {
-                history = await OperationRows.ReadGroupHistoryAsync(rows, changed.ToDictionary(c => c.Operation.Device.Id, c => c.Operation.Device.DeviceCode), none);
+                written = await OperationRows.ReadGroupAsync(rows, entries.Count, unknown, none);
             }
+            var responses = new OperationResponse[stored.Count];
+            var kept = new (int Device, string Code, long UpTo, IReadOnlyList<HistoryEntryResponse> Entries)[stored.Count];
             for (var i = 0; i < stored.Count; i++)
             {
-                var (request, operation) = (stored[i], changed[i].Operation);
-                responses[i] = operation.ToResponse(history.GetValueOrDefault(operation.Device.Id) ?? []);
-                request.Http.Response.Headers.ETag = operation.ETag();
+                var s = stored[i];
+                var device = s.Operation.Device;
+                IReadOnlyList<HistoryEntryResponse> history = s.Known is { } known
+                    ? LatestHistory.Prepend(OperationRows.Written(entries, s.FirstEntry, s.Entries, written.EntryIds, device.DeviceCode), known)
+                    : written.History.GetValueOrDefault(device.Id) ?? [];
+                kept[i] = (device.Id, device.DeviceCode, s.Entries > 0 ? written.EntryIds[s.FirstEntry + s.Entries - 1] : s.NewestEntry, history);
+                responses[i] = s.Operation.ToResponse(history);
+                s.Request.Http.Response.Headers.ETag = s.Operation.ETag();
                 if (records)
                 {
-                    await IdempotencyKeys.QueueRecordAsync(request.Http, session, StatusCodes.Status200OK, responses[i], request.Clock, none);
+                    await IdempotencyKeys.QueueRecordAsync(s.Request.Http, session, StatusCodes.Status200OK, responses[i], s.Request.Clock, none);
                 }
             }
             if (records)
@@ -167,7 +180,8 @@ public sealed class UpdateGroups : IAsyncDisposable
             _signal.Pulse();
             for (var i = 0; i < stored.Count; i++)
             {
-                stored[i].Completion.TrySetResult(TypedResults.Ok(responses[i]));
+                _latest.Add(kept[i].Device, kept[i].Code, kept[i].UpTo, kept[i].Entries);
+                stored[i].Request.Completion.TrySetResult(TypedResults.Ok(responses[i]));
             }
         }
         catch (Exception ex)
@@ -226,6 +240,14 @@ public sealed class UpdateGroups : IAsyncDisposable
         _queue.Writer.TryComplete();
         await _worker!;
     }
+
+    /// <summary>
+    /// A request whose change the group stores: its entries are <paramref name="Entries"/> of the
+    /// group's from <paramref name="FirstEntry"/>; <paramref name="Known"/> is its device's kept
+    /// history, if current at <paramref name="NewestEntry"/>.
+    /// </summary>
+    private sealed record Stored(Request Request, DeviceOperation Operation, int FirstEntry, int Entries, long NewestEntry,
+        IReadOnlyList<HistoryEntryResponse>? Known);
 
     private sealed class Request(int id, OperationInput input, HttpContext http, TimeProvider clock, CancellationToken cancellation)
     {
