@@ -264,15 +264,12 @@ public sealed class SqlSession : IAsyncDisposable
         }
         var skip = readQueued ? 0 : _skippedResults;
         await QueueAsync(sql, values, cancellationToken);
-        var batch = _batch;
-        _batch = null;
-        _skippedResults = 0;
-        var reader = await batch.ExecuteReaderAsync(cancellationToken);
+        var rows = await QueryQueuedAsync(cancellationToken);
         for (var i = 0; i < skip; i++)
         {
-            await reader.NextResultAsync(cancellationToken);
+            await rows.Reader.NextResultAsync(cancellationToken);
         }
-        return new SqlRows(reader, batch);
+        return rows;
     }
 
     /// <summary>

@@ -67,48 +67,29 @@ public static class AuditRows
         {
             return;
         }
-        var n = entries.Count;
-        var events = new OutboxEvent[n];
-        for (var i = 0; i < n; i++)
+        var history = new object?[entries.Count][];
+        var events = new object?[entries.Count][];
+        for (var i = 0; i < entries.Count; i++)
         {
-            events[i] = OutboxEvent.For(entries[i]);
+            history[i] = History(entries[i]);
+            events[i] = Event(entries[i], postgres: true);
         }
-        await session.QueueAsync(InsertManyHistorySql,
-        [
-            Column(entries, e => e.Timestamp), Column(entries, e => e.Device.Id), Column(entries, e => e.Operation?.Id ?? e.OperationId),
-            Column(entries, e => e.Action), Column(entries, e => e.FromStatus), Column(entries, e => e.ToStatus),
-            Column(entries, e => e.Changes), Column(entries, e => e.PerformedBy), Column(entries, e => e.RequestId),
-            Column(entries, e => e.Justification),
-        ], cancellationToken);
-        await session.QueueAsync(InsertManyEventsSql,
-        [
-            Column(events, v => v.EventId), Column(events, v => v.Type), Column(events, v => v.OccurredAt),
-            Column(entries, e => e.Device.OrganizationId), Column(entries, e => e.Device.Id), Column(events, v => v.DeviceCode),
-            Column(entries, e => e.Operation?.Id ?? e.OperationId), Column(events, v => v.RequestId), Column(events, v => v.PerformedBy),
-            Column(events, v => v.Data),
-        ], cancellationToken);
+        await session.QueueAsync(InsertManyHistorySql, ArrayRows.ByColumn(history, HistoryTypes), cancellationToken);
+        await session.QueueAsync(InsertManyEventsSql, ArrayRows.ByColumn(events, PostgresEventTypes), cancellationToken);
     }
 
-    private static T[] Column<TRow, T>(IReadOnlyList<TRow> rows, Func<TRow, T> value)
-    {
-        var column = new T[rows.Count];
-        for (var i = 0; i < column.Length; i++)
-        {
-            column[i] = value(rows[i]);
-        }
-        return column;
-    }
+    /// <summary>The PostgreSQL types of <see cref="HistoryColumns"/> and of the PostgreSQL event columns, as <see cref="ArrayRows"/> passes them.</summary>
+    private static readonly string[] HistoryTypes = ["timestamptz", "int", "int", "text", "text", "text", "text", "text", "text", "text"];
 
-    private static readonly string InsertManyHistorySql = InsertMany("history", HistoryColumns,
-        ["timestamptz", "int", "int", "text", "text", "text", "text", "text", "text", "text"]) + " RETURNING id";
+    private static readonly string[] PostgresEventTypes = ["uuid", "text", "timestamptz", "int", "int", "text", "int", "text", "text", "text"];
 
-    private static readonly string InsertManyEventsSql = InsertMany("events", PostgresEventColumns,
-        ["uuid", "text", "timestamptz", "int", "int", "text", "int", "text", "text", "text"]);
+    private static readonly string InsertManyHistorySql = InsertMany("history", HistoryColumns, HistoryTypes) + " RETURNING id";
+
+    private static readonly string InsertManyEventsSql = InsertMany("events", PostgresEventColumns, PostgresEventTypes);
 
     private static string InsertMany(string table, string[] columns, string[] types) =>
         $"INSERT INTO {table} ({string.Join(", ", columns)}) SELECT {string.Join(", ", columns.Select((_, i) => $"c{i}"))}"
-        + $" FROM unnest({string.Join(", ", types.Select((t, i) => $"${i + 1}::{t}[]"))})"
-        + $" WITH ORDINALITY AS v({string.Join(", ", columns.Select((_, i) => $"c{i}"))}, n) ORDER BY n";
+        + $" FROM {ArrayRows.Unnest(types)} WITH ORDINALITY AS v({string.Join(", ", columns.Select((_, i) => $"c{i}"))}, n) ORDER BY n";
 
     private static string Insert(string table, string[] columns) =>
         $"INSERT INTO {table} ({string.Join(", ", columns)}) VALUES ({string.Join(", ", columns.Select((_, i) => $"${i + 1}"))})";

@@ -130,14 +130,12 @@ public static class IdempotencyKeys
     public static async Task RecordAsync<T>(HttpContext context, SqlSession session, int statusCode, T response, string? location,
         TimeProvider clock, CancellationToken cancellationToken)
     {
-        if (ToRecord(context, statusCode, response, location, clock) is not { } r)
-        {
-            return;
-        }
         try
         {
-            await session.QueueAsync(InsertSql, [r.TokenId, r.Key, r.RequestHash, r.StatusCode, r.Body, r.Location, r.ETag, r.CreatedAt], cancellationToken);
-            await session.FlushAsync(cancellationToken);
+            if (await QueueRecordAsync(context, session, statusCode, response, location, clock, cancellationToken))
+            {
+                await session.FlushAsync(cancellationToken);
+            }
         }
         catch (DbException ex) when (IsUniqueViolation(ex))
         {
@@ -152,13 +150,18 @@ public static class IdempotencyKeys
     /// PostgreSQL groups (<see cref="Operations.UpdateGroups"/>): queues the record with the
     /// group's other statements. A race for its key fails the group's transaction, and each of
     /// its requests is then written alone, where <see cref="RecordAsync{T}(HttpContext, SqlSession, int, T, string?, TimeProvider, CancellationToken)"/>
-    /// answers the race.
+    /// answers the race. False when the request has no key to record.
     /// </summary>
-    public static Task QueueRecordAsync<T>(HttpContext context, SqlSession session, int statusCode, T response, TimeProvider clock,
-        CancellationToken cancellationToken) =>
-        ToRecord(context, statusCode, response, null, clock) is { } r
-            ? session.QueueAsync(InsertSql, [r.TokenId, r.Key, r.RequestHash, r.StatusCode, r.Body, r.Location, r.ETag, r.CreatedAt], cancellationToken)
-            : Task.CompletedTask;
+    public static async Task<bool> QueueRecordAsync<T>(HttpContext context, SqlSession session, int statusCode, T response, string? location,
+        TimeProvider clock, CancellationToken cancellationToken)
+    {
+        if (ToRecord(context, statusCode, response, location, clock) is not { } r)
+        {
+            return false;
+        }
+        await session.QueueAsync(InsertSql, [r.TokenId, r.Key, r.RequestHash, r.StatusCode, r.Body, r.Location, r.ETag, r.CreatedAt], cancellationToken);
+        return true;
+    }
 
     private const string InsertSql =
         "INSERT INTO idempotency_records (token_id, key, request_hash, status_code, body, location, e_tag, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";

@@ -224,11 +224,11 @@ public static class OperationRows
         }
         if (operations.Count > 0)
         {
-            await session.QueueAsync(UpdateOperationsSql, ByColumn(operations, OperationTypes), cancellationToken);
+            await session.QueueAsync(UpdateOperationsSql, ArrayRows.ByColumn(operations, OperationTypes), cancellationToken);
         }
         if (devices.Count > 0)
         {
-            await session.QueueAsync(UpdateDevicesSql, ByColumn(devices, DeviceTypes), cancellationToken);
+            await session.QueueAsync(UpdateDevicesSql, ArrayRows.ByColumn(devices, DeviceTypes), cancellationToken);
         }
         await AuditRows.QueueManyAsync(session, entries, cancellationToken);
         if (unknownDevices.Length > 0)
@@ -264,9 +264,7 @@ public static class OperationRows
                 {
                     history[deviceId] = list = new List<HistoryEntryResponse>(HistoryMapping.EmbeddedEntries);
                 }
-                list.Add(new HistoryEntryResponse(reader.GetInt64(0), r.Utc(1), Shared(reader.GetString(2)), Shared(r.Text(3)),
-                    Shared(r.Text(4)), LatestHistory.Performer(reader.GetString(5)), unknownDevices[deviceId], r.Reference(6),
-                    new StoredJson(reader.GetString(7)), reader.GetString(8), r.Text(9)));
+                list.Add(HistoryRow(r, unknownDevices[deviceId]));
             }
             await reader.NextResultAsync(cancellationToken);
         }
@@ -305,24 +303,7 @@ public static class OperationRows
 
     private static string UpdateMany(string table, string[] columns, string[] types) =>
         $"UPDATE {table} AS t SET {string.Join(", ", columns.Select((c, i) => $"{c} = v.c{i}"))}"
-        + $" FROM unnest({string.Join(", ", types.Select((t, i) => $"${i + 1}::{t}[]"))})"
-        + $" AS v(id, {string.Join(", ", columns.Select((_, i) => $"c{i}"))}) WHERE t.id = v.id";
-
-    /// <summary>Rows as one array per column, typed as the statement casts them.</summary>
-    private static object[] ByColumn(List<object?[]> rows, string[] types)
-    {
-        var columns = new object[types.Length];
-        for (var c = 0; c < types.Length; c++)
-        {
-            columns[c] = types[c] switch
-            {
-                "int" => rows.ConvertAll(row => (int?)row[c]).ToArray(),
-                "timestamptz" => rows.ConvertAll(row => (DateTime?)row[c]).ToArray(),
-                _ => rows.ConvertAll(row => (string?)row[c]).ToArray(),
-            };
-        }
-        return columns;
-    }
+        + $" FROM {ArrayRows.Unnest(types)} AS v(id, {string.Join(", ", columns.Select((_, i) => $"c{i}"))}) WHERE t.id = v.id";
 
     private const string GroupHistorySql =
         $"SELECT h.* FROM unnest($1::int[]) AS v(device_id) CROSS JOIN LATERAL (SELECT {HistoryColumns}, device_id FROM history"
@@ -460,17 +441,23 @@ public static class OperationRows
         return await ReadHistoryAsync(rows, device.DeviceCode, cancellationToken);
     }
 
-    private static async Task<List<HistoryEntryResponse>> ReadHistoryAsync(SqlRows r, string? deviceCode, CancellationToken cancellationToken)
+    private static async Task<List<HistoryEntryResponse>> ReadHistoryAsync(SqlRows r, string deviceCode, CancellationToken cancellationToken)
     {
         var entries = new List<HistoryEntryResponse>(HistoryMapping.EmbeddedEntries);
-        var reader = r.Reader;
-        while (await reader.ReadAsync(cancellationToken))
+        while (await r.Reader.ReadAsync(cancellationToken))
         {
-            entries.Add(new HistoryEntryResponse(reader.GetInt64(0), r.Utc(1), Shared(reader.GetString(2)), Shared(r.Text(3)),
-                Shared(r.Text(4)), LatestHistory.Performer(reader.GetString(5)), deviceCode ?? "", r.Reference(6),
-                new StoredJson(reader.GetString(7)), reader.GetString(8), r.Text(9)));
+            entries.Add(HistoryRow(r, deviceCode));
         }
         return entries;
+    }
+
+    /// <summary>The current row's <see cref="HistoryColumns"/> as an answer shows the entry.</summary>
+    private static HistoryEntryResponse HistoryRow(SqlRows r, string deviceCode)
+    {
+        var reader = r.Reader;
+        return new HistoryEntryResponse(reader.GetInt64(0), r.Utc(1), Shared(reader.GetString(2)), Shared(r.Text(3)),
+            Shared(r.Text(4)), LatestHistory.Performer(reader.GetString(5)), deviceCode, r.Reference(6),
+            new StoredJson(reader.GetString(7)), reader.GetString(8), r.Text(9));
     }
 
     /// <summary>An action or status as the one string the code names it by, not a copy per entry kept in <see cref="LatestHistory"/>.</summary>

@@ -168,7 +168,7 @@ public sealed class UpdateGroups : IAsyncDisposable
                 s.Request.Http.Response.Headers.ETag = s.Operation.ETag();
                 if (records)
                 {
-                    await IdempotencyKeys.QueueRecordAsync(s.Request.Http, session, StatusCodes.Status200OK, responses[i], s.Request.Clock, none);
+                    await IdempotencyKeys.QueueRecordAsync(s.Request.Http, session, StatusCodes.Status200OK, responses[i], null, s.Request.Clock, none);
                 }
             }
             if (records)
