@@ -9,6 +9,7 @@ using DeviceOps.Tests.Infrastructure;
 using DeviceOps.Webhooks;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
 
 namespace DeviceOps.Tests;
 
@@ -492,6 +493,54 @@ public sealed class WebhookTests : IAsyncLifetime, IDisposable
         var log = await DeliveriesAsync(first, webhook);
         Assert.Equal(total, log.Count);
         Assert.All(log, d => Assert.Equal(1, d!["attempts"]!.GetValue<int>()));
+    }
+
+    /// <summary>
+    /// PostgreSQL: a due delivery whose row another transaction holds (another instance claiming
+    /// or recording it) is passed over, not waited on: every other device's deliveries go on.
+    /// </summary>
+    [Fact]
+    public async Task ADeliveryLockedByAnotherInstanceHoldsUpNoOtherDevice()
+    {
+        if (!DeviceOpsFactory.OnPostgres)
+        {
+            return;   // SQLite has one writer; PostgreSQL's claims meet other instances' locks
+        }
+        using var admin = _factory.Admin();
+        await using var receiver = await WebhookReceiver.StartAsync();
+        var organization = await Seeder.OrganizationAsync(admin);
+        var webhook = await CreateAsync(admin, receiver);
+        receiver.Answer = _ => 503;
+        var held = await Seeder.DeviceAsync(admin, organization);
+        var healthy = await Seeder.DeviceAsync(admin, organization);
+        var heldHead = (await EventIdsAsync(admin, Code(held), CreationEvents))[0];
+        var healthyEvents = await EventIdsAsync(admin, Code(healthy), CreationEvents);
+        // Both heads failed once and wait for their retry, every delivery fanned out: no new event
+        // is needed while the row is held (the feed shows none past an open transaction).
+        await WaitForLogAsync(admin, webhook, log => log.Count == 2 * CreationEvents
+            && Attempts(log, heldHead) == 1 && Attempts(log, healthyEvents[0]) == 1
+            && log.All(d => d!["status"]!.GetValue<string>() == "pending"), "both devices' first attempts recorded");
+
+        await using var connection = new NpgsqlConnection(_factory.ConnectionString);
+        await connection.OpenAsync();
+        await using var transaction = await connection.BeginTransactionAsync();
+        await using (var lockHead = new NpgsqlCommand(
+            "SELECT id FROM webhook_deliveries WHERE event_id = @event AND lease_owner IS NULL FOR UPDATE", connection, transaction))
+        {
+            lockHead.Parameters.AddWithValue("event", Guid.Parse(heldHead));
+            Assert.NotNull(await lockHead.ExecuteScalarAsync());
+        }
+        receiver.Answer = body => body["device_id"]!.GetValue<string>() == Code(held) ? 503 : 204;
+        Tick();   // both heads are due again; one of them is held
+
+        await receiver.WaitUntilAsync(r => r.Accepted.Count(a => a.DeviceId == Code(healthy)) == CreationEvents,
+            "the other device's events while one row is held", seconds: 10);
+        Assert.Equal(healthyEvents, receiver.Accepted.Where(a => a.DeviceId == Code(healthy)).Select(a => a.EventId));
+        Assert.Equal(1, Attempts(await DeliveriesAsync(admin, webhook), heldHead));
+
+        await transaction.RollbackAsync();
+        Tick();
+        await WaitForLogAsync(admin, webhook, log => Attempts(log, heldHead) == 2, "the released delivery's next attempt");
     }
 
     [Fact]

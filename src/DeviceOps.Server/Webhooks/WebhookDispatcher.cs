@@ -294,6 +294,27 @@ public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFact
     private static Task<int> ClaimAsync(DeviceOpsDb db, DateTime now, string owner, DateTime leaseUntil, int count,
         CancellationToken cancellationToken)
     {
+        if (db.IsPostgres)
+        {
+            // The heads are chosen and locked at once, passing over any row another transaction
+            // holds (another instance's claim or record): two claims that chose overlapping rows
+            // and locked them in different orders deadlocked, and a claim that met a locked row
+            // waited on it, with every other device's deliveries behind it. A row locked and then
+            // found changed is checked again (leased meanwhile: left out). A passed-over row is a
+            // head still, so the device's later deliveries wait for it.
+            return db.Database.ExecuteSqlAsync($"""
+                UPDATE webhook_deliveries SET lease_until = {leaseUntil}, lease_owner = {owner}
+                WHERE id IN (
+                    SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                    WHERE d.status = {DeliveryStatus.Pending} AND d.next_attempt_at <= {now}
+                      AND (d.lease_until IS NULL OR d.lease_until < {now}) AND w.active
+                      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.webhook_id = d.webhook_id
+                          AND e.device_id = d.device_id AND e.status = {DeliveryStatus.Pending} AND e.id < d.id)
+                    ORDER BY d.next_attempt_at, d.id
+                    LIMIT {count}
+                    FOR UPDATE OF d SKIP LOCKED)
+                """, cancellationToken);
+        }
         // One statement: the outer conditions are checked again on each row as it is updated
         // (PostgreSQL re-reads a row another transaction changed meanwhile), the chosen ids not.
         var candidates = Heads(db, now)
