@@ -246,6 +246,18 @@ public sealed partial class ConsoleApiTests(DeviceOpsFactory factory) : IClassFi
     }
 
     [Theory]
+    [InlineData("/console/")]
+    [InlineData("/console")]
+    [InlineData("/console/index.html")]
+    [InlineData("/openapi/v2.json")]
+    public async Task APathBesideTheConsolesFilesAndTheDocumentIsANotFoundProblem(string path)
+    {
+        using var client = factory.Anonymous();
+
+        await (await client.GetAsync(path)).AssertProblemAsync(HttpStatusCode.NotFound, "not_found");
+    }
+
+    [Theory]
     [InlineData("/healthz", HttpStatusCode.OK)]
     [InlineData("/readyz", HttpStatusCode.OK)]
     [InlineData("/openapi/v1.json", HttpStatusCode.OK)]

@@ -142,7 +142,9 @@ public static class OpenApiSetup
     /// <summary>The document at /openapi/v1.json and a browsable reference at /docs.</summary>
     public static IEndpointRouteBuilder MapDeviceOpsDocs(this IEndpointRouteBuilder app)
     {
-        app.MapOpenApi().AllowAnonymous();
+        // Only the documents there are: another name is the API's own 404 problem, not the
+        // document handler's plain-text one.
+        app.MapOpenApi("/openapi/{documentName:regex(^v1$)}.json").AllowAnonymous();
         app.MapScalarApiReference("/docs", options => options
             .WithTitle("DeviceOps API")
             .WithOpenApiRoutePattern("/openapi/{documentName}.json")).AllowAnonymous();

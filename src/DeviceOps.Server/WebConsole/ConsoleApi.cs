@@ -37,8 +37,9 @@ public static class ConsoleApi
 
     private static IResult Shell(HttpContext http) => Serve(http, Assets["index.html"]);
 
-    private static IResult File(string file, HttpContext http) =>
-        file != "index.html" && Assets.TryGetValue(file, out var asset) ? Serve(http, asset) : TypedResults.NotFound();
+    /// <summary>An asset, or 404; the bare <c>/console/</c> too (a catch-all may be empty), not a binding failure's 400.</summary>
+    private static IResult File(string? file, HttpContext http) =>
+        file is not null and not "index.html" && Assets.TryGetValue(file, out var asset) ? Serve(http, asset) : TypedResults.NotFound();
 
     private static IResult Serve(HttpContext http, Asset asset)
     {
