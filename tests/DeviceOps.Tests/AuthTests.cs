@@ -886,4 +886,58 @@ public sealed class TwoInstanceTokenTests : OwnServerTests
         await (await onB.GetAsync(Api.Devices)).AssertProblemAsync(HttpStatusCode.Unauthorized, "invalid_token");
         await (await onA.GetAsync(Api.Devices)).AssertProblemAsync(HttpStatusCode.Unauthorized, "invalid_token");
     }
+
+    /// <summary>
+    /// The operation endpoints check a cached token in their first statement on PostgreSQL rather
+    /// than in a round trip of its own: a token revoked through another instance is refused there
+    /// too, on every path — a read, a change, a body refused before any statement, an operation
+    /// that does not exist — and the change leaves nothing. (A refusal drops the token from the
+    /// cache, so each path has a token of its own, cached before the revocation.)
+    /// </summary>
+    [Fact]
+    public async Task TokenRevokedThroughOneInstanceIsRefusedByTheOthersOperationEndpointsAndChangesNothing()
+    {
+        await using var other = new DeviceOpsFactory { SharesStoreWith = Factory };
+        await other.InitializeAsync();
+        using var adminOnA = Factory.Admin();
+        var (device, operation) = await Seeder.DeviceWithOperationAsync(adminOnA);
+        var code = device["device_id"]!.GetValue<string>();
+        var url = $"{Api.Operations}{operation["id"]}/";
+        var putBody = JsonNode.Parse(Api.SeedRequest)!;
+        putBody["device_id"] = code;
+        Func<HttpClient, Task<HttpResponseMessage>>[] paths =
+        [
+            client => client.GetAsync(url),
+            client => client.GetAsync($"{Api.Operations}2000000000/"),
+            client => client.PatchJsonAsync(url, new JsonObject { ["location"] = "After" }),
+            client => client.PutJsonAsync(url, putBody),
+            client => client.PatchJsonAsync(url, new JsonObject { ["status"] = 5 }),
+            client => client.PatchAsync(url, new StringContent("{not json", Encoding.UTF8, "application/json")),
+        ];
+        var users = new List<string>();
+        var clients = new List<HttpClient>();
+        foreach (var _ in paths)
+        {
+            users.Add($"{Seeder.Unique("hot")}@example.com");
+            clients.Add(other.WithToken(await Factory.TokenAsync(users[^1], ["operations:read", "operations:write"])));
+            Assert.Equal(HttpStatusCode.OK, (await clients[^1].GetAsync(url)).StatusCode);   // cached on the other instance
+        }
+        var log = await Seeder.HistoryAsync(adminOnA, code);
+        var before = await adminOnA.GetJsonAsync(url);
+
+        foreach (var user in users)
+        {
+            var id = (await adminOnA.GetJsonAsync($"{Api.Tokens}?user={Uri.EscapeDataString(user)}"))["results"]![0]!["id"]!.GetValue<int>();
+            Assert.Equal(HttpStatusCode.NoContent, (await adminOnA.DeleteAsync($"{Api.Tokens}{id}/")).StatusCode);
+        }
+        for (var i = 0; i < paths.Length; i++)
+        {
+            var response = await paths[i](clients[i]);
+            await response.AssertProblemAsync(HttpStatusCode.Unauthorized, "invalid_token");
+            Assert.Contains("The token has been revoked.", string.Join(", ", response.Headers.NonValidated["WWW-Authenticate"]), StringComparison.Ordinal);
+            clients[i].Dispose();
+        }
+        Assert.Equal(before.ToJsonString(), (await adminOnA.GetJsonAsync(url)).ToJsonString());
+        Assert.Equal(log.ToJsonString(), (await Seeder.HistoryAsync(adminOnA, code)).ToJsonString());
+    }
 }

@@ -167,6 +167,61 @@ public sealed class WriteGroupTests(DeviceOpsFactory factory) : IClassFixture<De
     }
 
     /// <summary>
+    /// PostgreSQL: a group checks its requests' tokens in the round trip that reads the operations
+    /// (no round trip of its own per request): the changes of a token revoked since it was cached
+    /// are answered 401 and leave nothing; the rest of the group is written.
+    /// </summary>
+    [Fact]
+    public async Task ARevokedTokensChangesInAGroupAreRefusedAndTheRestWritten()
+    {
+        if (!DeviceOpsFactory.OnPostgres)
+        {
+            return;   // PostgreSQL's groups of operation writes
+        }
+        using var admin = factory.Admin();
+        var targets = await DevicesWithOperationsAsync(admin, 8);
+        var (heldDevice, heldOperation) = await Seeder.DeviceWithOperationAsync(admin);
+        var user = $"{Seeder.Unique("grouped")}@example.com";
+        var secret = await factory.TokenAsync(user, ["operations:read", "operations:write"]);
+        using (var cached = factory.WithToken(secret))
+        {
+            Assert.Equal(HttpStatusCode.OK, (await cached.GetAsync(OperationUrl(targets[0].Operation))).StatusCode);
+        }
+        var id = (await admin.GetJsonAsync($"{Api.Tokens}?user={Uri.EscapeDataString(user)}"))["results"]![0]!["id"]!.GetValue<int>();
+        // Revoked in the store, as another instance or `token revoke` would: this instance's cache still holds it.
+        await using (var connection = new NpgsqlConnection(factory.ConnectionString))
+        {
+            await connection.OpenAsync();
+            await ExecuteAsync(connection, $"UPDATE tokens SET revoked_at = now() WHERE id = {id}");
+        }
+        var revoked = new[] { 2, 5 };
+        var logs = new Dictionary<int, string>();
+        foreach (var i in revoked)
+        {
+            logs[i] = (await Seeder.HistoryAsync(admin, targets[i].Code)).ToJsonString();
+        }
+
+        var (first, rest) = await WrittenTogetherAsync(heldDevice, heldOperation, () => targets.Select((t, i) =>
+            SendAsync(HttpMethod.Patch, OperationUrl(t.Operation), new JsonObject { ["location"] = $"Row {i}" },
+                token: revoked.Contains(i) ? secret : null)).ToList());
+
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        for (var i = 0; i < targets.Length; i++)
+        {
+            var location = (await admin.GetJsonAsync(DeviceUrl(targets[i].Device)))["location"]!.GetValue<string>();
+            if (revoked.Contains(i))
+            {
+                await rest[i].AssertProblemAsync(HttpStatusCode.Unauthorized, "invalid_token");
+                Assert.NotEqual($"Row {i}", location);
+                Assert.Equal(logs[i], (await Seeder.HistoryAsync(admin, targets[i].Code)).ToJsonString());
+                continue;
+            }
+            Assert.Equal(HttpStatusCode.OK, rest[i].StatusCode);
+            Assert.Equal($"Row {i}", location);
+        }
+    }
+
+    /// <summary>
     /// Sends a change of a device this test holds locked, so the writer waits for it; sends the
     /// others meanwhile, which queue behind it; then lets go. The others are then written as one
     /// group. Answers the first change's response and the others'.
@@ -198,9 +253,10 @@ public sealed class WriteGroupTests(DeviceOpsFactory factory) : IClassFixture<De
         return targets;
     }
 
-    private async Task<HttpResponseMessage> SendAsync(HttpMethod method, string url, JsonNode body, string? ifMatch = null, string? idempotencyKey = null)
+    private async Task<HttpResponseMessage> SendAsync(HttpMethod method, string url, JsonNode body, string? ifMatch = null, string? idempotencyKey = null,
+        string? token = null)
     {
-        using var client = factory.Admin();
+        using var client = token is null ? factory.Admin() : factory.WithToken(token);
         using var request = new HttpRequestMessage(method, url) { Content = Api.Json(body) };
         if (ifMatch is not null)
         {

@@ -72,7 +72,8 @@ public sealed class Caller
 /// Authenticates <c>Authorization: Bearer &lt;secret&gt;</c> against the stored hashes: a token is
 /// looked up once per instance and cached (<see cref="TokenCache"/>), and every request still
 /// checks the store for its revocation, so a revocation takes effect at once on every instance
-/// sharing the store.
+/// sharing the store — here, or on PostgreSQL's hot endpoints with the request's first statement
+/// (<see cref="RevocationCheck"/>).
 /// </summary>
 public sealed class TokenAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
@@ -101,19 +102,7 @@ public sealed class TokenAuthenticationHandler(
         var secret = header[7..].Trim();
         var hash = ApiToken.Hash(secret);
         var entry = cache.Find(hash);
-        if (entry is not null)
-        {
-            switch (await TokenCache.CheckAsync(store, hash, Context.RequestAborted))
-            {
-                case TokenCache.State.Unknown:
-                    cache.Forget(hash);
-                    return Fail("The token is unknown.");
-                case TokenCache.State.Revoked:
-                    cache.Forget(hash);
-                    return Fail("The token has been revoked.");
-            }
-        }
-        else
+        if (entry is null)
         {
             var db = Context.RequestServices.GetRequiredService<DeviceOpsDb>();
             var token = await db.Tokens.AsNoTracking().FirstOrDefaultAsync(t => t.SecretHash == hash, Context.RequestAborted);
@@ -126,6 +115,18 @@ public sealed class TokenAuthenticationHandler(
                 return Fail("The token has been revoked.");
             }
             entry = cache.Add(token);
+        }
+        else if (!RevocationCheck.TryDefer(Context, store, cache, hash))
+        {
+            switch (await TokenCache.CheckAsync(store, hash, Context.RequestAborted))
+            {
+                case TokenCache.State.Unknown:
+                    cache.Forget(hash);
+                    return Fail("The token is unknown.");
+                case TokenCache.State.Revoked:
+                    cache.Forget(hash);
+                    return Fail("The token has been revoked.");
+            }
         }
         if (entry.IsExpired(clock.GetUtcNow().UtcDateTime))
         {
@@ -140,6 +141,13 @@ public sealed class TokenAuthenticationHandler(
     {
         Context.Items[FailureKey] = reason;
         return AuthenticateResult.Fail(reason);
+    }
+
+    /// <summary>The 401 of a token refused after authentication (<see cref="RevocationCheck"/>), the same as one refused here.</summary>
+    public static ChallengeHttpResult Challenge(HttpContext http, string reason)
+    {
+        http.Items[FailureKey] = reason;
+        return TypedResults.Challenge();
     }
 
     protected override async Task HandleChallengeAsync(AuthenticationProperties properties)

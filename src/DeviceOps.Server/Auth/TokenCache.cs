@@ -15,11 +15,12 @@ namespace DeviceOps.Auth;
 /// Revocation is the one change a token undergoes, and it must hold at once on every instance
 /// sharing the store, whoever revoked it (an API call on another instance, or the <c>token
 /// revoke</c> command against the store). So a cached token is not trusted blindly: every request
-/// still reads the token's <c>revoked_at</c> by its unique index with one plain statement. That
-/// costs a round trip, but not the tracked-query, entity and claims work of a full lookup, and it
-/// needs no notification channel whose delivery could lag (LISTEN/NOTIFY on PostgreSQL has no
-/// SQLite counterpart, and lags by as long as the listener takes to read). Expiry is checked on
-/// every request against the injected clock, from the cached expiry.
+/// still reads the token's <c>revoked_at</c> by its unique index with one plain statement — not
+/// the tracked-query, entity and claims work of a full lookup, and no notification channel whose
+/// delivery could lag (LISTEN/NOTIFY on PostgreSQL has no SQLite counterpart, and lags by as long
+/// as the listener takes to read). On PostgreSQL's hot endpoints that statement travels with the
+/// request's first one (<see cref="RevocationCheck"/>) instead of costing a round trip of its own.
+/// Expiry is checked on every request against the injected clock, from the cached expiry.
 /// </remarks>
 public sealed class TokenCache
 {

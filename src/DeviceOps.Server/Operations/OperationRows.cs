@@ -63,13 +63,15 @@ public static class OperationRows
     /// <summary>
     /// An operation with its device, as the caller may see it, and the device's latest history —
     /// read for a GET: from <see cref="LatestHistory"/> when the device's newest entry, read with
-    /// the operation, says it is current; else read, up to that entry, and kept.
+    /// the operation, says it is current; else read, up to that entry, and kept. A pending
+    /// <paramref name="check"/> of the caller's token goes in the same round trip, and nothing is
+    /// read past it when it refuses the token.
     /// </summary>
     public static async Task<(DeviceOperation? Operation, IReadOnlyList<HistoryEntryResponse> History)> ReadAsync(
-        SqlSession session, int id, Caller caller, LatestHistory latest, CancellationToken cancellationToken)
+        SqlSession session, int id, Caller caller, RevocationCheck? check, LatestHistory latest, CancellationToken cancellationToken)
     {
-        var (found, newest) = await LoadAsync(session, id, caller, withNewestEntry: true, cancellationToken);
-        if (found is null)
+        var (found, newest) = await LoadAsync(session, id, caller, withNewestEntry: true, check, cancellationToken);
+        if (found is null || check?.Refusal is not null)
         {
             return (null, []);
         }
@@ -98,13 +100,23 @@ public static class OperationRows
         {
             await session.QueueAsync(LockSql, [id], cancellationToken);
         }
-        return await LoadAsync(session, id, caller, withNewestEntry: !session.IsPostgres, cancellationToken);
+        return await LoadAsync(session, id, caller, withNewestEntry: !session.IsPostgres, check: null, cancellationToken);
     }
 
     private static async Task<(DeviceOperation? Operation, long NewestEntry)> LoadAsync(SqlSession session, int id, Caller caller,
-        bool withNewestEntry, CancellationToken cancellationToken)
+        bool withNewestEntry, RevocationCheck? check, CancellationToken cancellationToken)
     {
-        await using var rows = await session.QueryAsync(withNewestEntry ? LoadWithNewestEntrySql : LoadSql, [id], cancellationToken);
+        if (check is not null)
+        {
+            await session.QueueAsync(RevocationCheck.Sql, [check.Hash], cancellationToken);
+        }
+        await using var rows = await session.QueryAsync(withNewestEntry ? LoadWithNewestEntrySql : LoadSql, [id], cancellationToken,
+            readQueued: check is not null);
+        if (check is not null)
+        {
+            await check.CompleteAsync(rows, cancellationToken);
+            await rows.Reader.NextResultAsync(cancellationToken);
+        }
         var operation = await ReadOperationAsync(rows, caller, cancellationToken);
         return (operation, operation is null || !withNewestEntry || rows.Reader.IsDBNull(29) ? 0 : rows.Reader.GetInt64(29));
     }
@@ -184,17 +196,29 @@ public static class OperationRows
     /// PostgreSQL, for <see cref="UpdateGroups"/>: locks the devices of the operations in id order
     /// and reads the operations, each with a device of its own (whoever may see them: each
     /// request's caller is checked by the group) and the id of its newest history entry, read
-    /// under the lock, in one round trip.
+    /// under the lock, in one round trip — which also carries the requests' pending token
+    /// <paramref name="checks"/>.
     /// </summary>
     public static async Task<Dictionary<int, (DeviceOperation Operation, long NewestEntry)>> LoadGroupAsync(SqlSession session, int[] ids,
-        CancellationToken cancellationToken)
+        IReadOnlyList<RevocationCheck> checks, CancellationToken cancellationToken)
     {
         await session.QueueAsync(LockManySql, [ids], cancellationToken);
+        await session.QueueAsync(LoadAnySql, [ids], cancellationToken);
+        if (checks.Count > 0)
+        {
+            await session.QueueAsync(RevocationCheck.ManySql, [checks.Select(c => c.Hash).Distinct().ToArray()], cancellationToken);
+        }
         var found = new Dictionary<int, (DeviceOperation, long)>(ids.Length);
-        await using var rows = await session.QueryAsync(LoadAnySql, [ids], cancellationToken);
+        await using var rows = await session.QueryQueuedAsync(cancellationToken);
+        await rows.Reader.NextResultAsync(cancellationToken);   // past the locks
         while (await rows.Reader.ReadAsync(cancellationToken))
         {
             found[rows.Reader.GetInt32(0)] = (Restore(rows, Device(rows, null)), rows.Reader.IsDBNull(29) ? 0 : rows.Reader.GetInt64(29));
+        }
+        if (checks.Count > 0)
+        {
+            await rows.Reader.NextResultAsync(cancellationToken);
+            await RevocationCheck.CompleteAllAsync(rows, checks, cancellationToken);
         }
         return found;
     }

@@ -26,13 +26,14 @@ public static class OperationsApi
             .Accepts<OperationRequest>("application/json")
             .WithSummary("Open an operation on a device, or many")
             .WithDescription("An object opens one operation (201 with Location). An array of up to 10,000 objects opens them all or none (201 with the results in order).");
-        group.MapGet("/{id:int}/", Get).RequireScope(Scopes.OperationsRead)
+        // The hot endpoints: on PostgreSQL their first statement carries the token's revocation check.
+        group.MapGet("/{id:int}/", Get).RequireScope(Scopes.OperationsRead).CarriesRevocationCheck()
             .WithSummary("Get one operation with its device and latest history");
-        group.MapPut("/{id:int}/", Put).RequireScope(Scopes.OperationsWrite)
+        group.MapPut("/{id:int}/", Put).RequireScope(Scopes.OperationsWrite).CarriesRevocationCheck()
             .Accepts<OperationRequest>("application/json")
             .WithSummary("Update a device operation")
             .WithDescription("Replaces the operation's own fields (device_id, operation_type and status are required) and applies the device effect fields given, in one transaction, writing one history entry per change. 404 when the operation does not exist: PUT never creates.");
-        group.MapPatch("/{id:int}/", Patch).RequireScope(Scopes.OperationsWrite)
+        group.MapPatch("/{id:int}/", Patch).RequireScope(Scopes.OperationsWrite).CarriesRevocationCheck()
             .Accepts<OperationRequest>("application/json")
             .WithSummary("Partially update a device operation");
 
@@ -80,11 +81,15 @@ public static class OperationsApi
         return TypedResults.Ok(await list.PageAsync(query, o => o.ToResponse(null), cancellationToken));
     }
 
-    public static async Task<Results<Ok<OperationResponse>, NotFoundProblem>> Get(
+    public static async Task<Results<Ok<OperationResponse>, NotFoundProblem, ChallengeHttpResult>> Get(
         int id, HttpContext http, SqlStore store, LatestHistory latest, CancellationToken cancellationToken)
     {
         await using var session = await store.ReadAsync(cancellationToken);
-        var (operation, history) = await OperationRows.ReadAsync(session, id, http.Caller(), latest, cancellationToken);
+        var (operation, history) = await OperationRows.ReadAsync(session, id, http.Caller(), RevocationCheck.Pending(http), latest, cancellationToken);
+        if (await RevocationCheck.RefusedAsync(http, cancellationToken) is { } refused)
+        {
+            return refused;
+        }
         if (operation is null)
         {
             return Problems.NotFoundResult($"Operation {id}");
@@ -147,29 +152,29 @@ public static class OperationsApi
         }, cancellationToken);
     }
 
-    public static Task<UpdateResult> Put(
+    public static Task<Results<UpdateResult, ChallengeHttpResult>> Put(
         int id, HttpContext http, StoreWriter writer, UpdateGroups groups, LatestHistory latest, TimeProvider clock,
         CancellationToken cancellationToken) =>
         UpdateAsync(id, WriteMode.Replace, http, writer, groups, latest, clock, cancellationToken);
 
-    public static Task<UpdateResult> Patch(
+    public static Task<Results<UpdateResult, ChallengeHttpResult>> Patch(
         int id, HttpContext http, StoreWriter writer, UpdateGroups groups, LatestHistory latest, TimeProvider clock,
         CancellationToken cancellationToken) =>
         UpdateAsync(id, WriteMode.Patch, http, writer, groups, latest, clock, cancellationToken);
 
-    private static async Task<UpdateResult> UpdateAsync(int id, WriteMode mode, HttpContext http, StoreWriter writer, UpdateGroups groups,
-        LatestHistory latest, TimeProvider clock, CancellationToken cancellationToken)
+    private static async Task<Results<UpdateResult, ChallengeHttpResult>> UpdateAsync(int id, WriteMode mode, HttpContext http,
+        StoreWriter writer, UpdateGroups groups, LatestHistory latest, TimeProvider clock, CancellationToken cancellationToken)
     {
         var (body, problem) = await JsonBody.ReadObjectAsync(http.Request, cancellationToken);
         if (problem is not null)
         {
-            return new BodyProblem(problem);
+            return (UpdateResult)new BodyProblem(problem);
         }
         var errors = new Errors();
         var input = OperationInput.Read(body, mode, errors);
         if (errors.Any)
         {
-            return Problems.Validation(errors.ToDictionary());
+            return (UpdateResult)Problems.Validation(errors.ToDictionary());
         }
         if (mode == WriteMode.Replace)
         {
@@ -179,6 +184,11 @@ public static class OperationsApi
         if (groups.Enabled && await groups.UpdateAsync(id, input, http, clock, cancellationToken) is { } grouped)
         {
             return grouped;
+        }
+        // Written alone: the group refused the token, or did not get to check it.
+        if (await RevocationCheck.RefusedAsync(http, cancellationToken) is { } refused)
+        {
+            return refused;
         }
         var caller = http.Caller();
         return await writer.WriteSqlAsync<UpdateResult>(async (session, token) =>

@@ -17,7 +17,8 @@ namespace DeviceOps.Operations;
 /// their number, each statement taking its rows as arrays:
 /// <list type="number">
 /// <item>begin, lock every device the group writes (in id order, as the batches do, so a group and
-/// a batch cannot deadlock) and read the operations;</item>
+/// a batch cannot deadlock), read the operations and check the requests' tokens for revocation
+/// (<see cref="RevocationCheck"/>; a refused one is answered 401 and not applied);</item>
 /// <item>each request's rules applied in memory (<see cref="OperationsApi.Apply"/>, the same as a
 /// request written alone), then the group's updates, its history entries and its events, the
 /// devices' latest history for the answers, and the commit;</item>
@@ -106,10 +107,24 @@ public sealed class UpdateGroups : IAsyncDisposable
             {
                 ids[i] = group[i].Id;
             }
-            var operations = await OperationRows.LoadGroupAsync(session, ids, none);
+            var checks = new List<RevocationCheck>();
+            foreach (var request in group)
+            {
+                if (RevocationCheck.Pending(request.Http) is { } check)
+                {
+                    checks.Add(check);
+                }
+            }
+            var operations = await OperationRows.LoadGroupAsync(session, ids, checks, none);
             var devices = new HashSet<int>();
             foreach (var request in group)
             {
+                if (request.Http.Features.Get<RevocationCheck>()?.Refusal is not null)
+                {
+                    // Its token is revoked: answered 401 by the endpoint, nothing read given to it.
+                    request.Completion.TrySetResult(null);
+                    continue;
+                }
                 operations.TryGetValue(request.Id, out var loaded);
                 var operation = loaded.Operation;
                 if (operation is not null && !devices.Add(operation.Device.Id))
