@@ -59,9 +59,10 @@ public static class AuditRows
     /// its columns as arrays, so the text is the same whatever the count and stays prepared.
     /// Rows are inserted in the order given (<c>WITH ORDINALITY</c>), which is the order of their
     /// ids: a device's history and the outbox feed read in that order. The history statement
-    /// answers the entries' ids, in that order.
+    /// answers the entries' ids, in that order, unless <paramref name="answerIds"/> is false.
     /// </summary>
-    public static async Task QueueManyAsync(SqlSession session, IReadOnlyList<HistoryEntry> entries, CancellationToken cancellationToken)
+    public static async Task QueueManyAsync(SqlSession session, IReadOnlyList<HistoryEntry> entries, CancellationToken cancellationToken,
+        bool answerIds = true)
     {
         if (entries.Count == 0)
         {
@@ -74,7 +75,7 @@ public static class AuditRows
             history[i] = History(entries[i]);
             events[i] = Event(entries[i], postgres: true);
         }
-        await session.QueueAsync(InsertManyHistorySql, ArrayRows.ByColumn(history, HistoryTypes), cancellationToken);
+        await session.QueueAsync(answerIds ? InsertManyHistorySql : InsertManyHistoryQuietSql, ArrayRows.ByColumn(history, HistoryTypes), cancellationToken);
         await session.QueueAsync(InsertManyEventsSql, ArrayRows.ByColumn(events, PostgresEventTypes), cancellationToken);
     }
 
@@ -83,7 +84,12 @@ public static class AuditRows
 
     private static readonly string[] PostgresEventTypes = ["uuid", "text", "timestamptz", "int", "int", "text", "int", "text", "text", "text"];
 
-    private static readonly string InsertManyHistorySql = InsertMany("history", HistoryColumns, HistoryTypes) + " RETURNING id";
+    private static readonly string InsertManyHistoryQuietSql = InsertMany("history", HistoryColumns, HistoryTypes);
+
+    private static readonly string InsertManyHistorySql = InsertManyHistoryQuietSql + " RETURNING id";
+
+    /// <summary>Entries a batch holds before it queues them (<see cref="QueueManyAsync"/>): two statements for this many.</summary>
+    public const int ManyChunk = 1000;
 
     private static readonly string InsertManyEventsSql = InsertMany("events", PostgresEventColumns, PostgresEventTypes);
 

@@ -246,6 +246,18 @@ public static class OperationRows
                 devices.Add([operation.Device.Id, .. d]);
             }
         }
+        await QueueUpdatesAsync(session, operations, devices, cancellationToken);
+        await AuditRows.QueueManyAsync(session, entries, cancellationToken);
+        if (unknownDevices.Length > 0)
+        {
+            await session.QueueAsync(GroupHistorySql, [unknownDevices], cancellationToken);
+        }
+    }
+
+    /// <summary>PostgreSQL: queues the updates of whole operation and device rows (id first, then <see cref="Values(DeviceOperation)"/> or <see cref="Values(Device)"/>), one statement per table; each row once.</summary>
+    private static async Task QueueUpdatesAsync(SqlSession session, List<object?[]> operations, List<object?[]> devices,
+        CancellationToken cancellationToken)
+    {
         if (operations.Count > 0)
         {
             await session.QueueAsync(UpdateOperationsSql, ArrayRows.ByColumn(operations, OperationTypes), cancellationToken);
@@ -253,11 +265,6 @@ public static class OperationRows
         if (devices.Count > 0)
         {
             await session.QueueAsync(UpdateDevicesSql, ArrayRows.ByColumn(devices, DeviceTypes), cancellationToken);
-        }
-        await AuditRows.QueueManyAsync(session, entries, cancellationToken);
-        if (unknownDevices.Length > 0)
-        {
-            await session.QueueAsync(GroupHistorySql, [unknownDevices], cancellationToken);
         }
     }
 
@@ -340,6 +347,16 @@ public static class OperationRows
     /// </summary>
     public static async Task SaveManyAsync(SqlSession session, OperationSet set, CancellationToken cancellationToken)
     {
+        if (session.IsPostgres)
+        {
+            // One statement per table, the rows as arrays, as the groups write: a 10,000-item batch
+            // was 20,000 UPDATE statements with 200,000 parameters.
+            List<object?[]> operations = [.. set.Operations.Where(o => o.Operation.Version != o.Version).Select(o => (object?[])[o.Operation.Id, .. Values(o.Operation)])];
+            List<object?[]> devices = [.. set.Devices.Where(d => d.Device.Version != d.Version).Select(d => (object?[])[d.Device.Id, .. Values(d.Device)])];
+            await QueueUpdatesAsync(session, operations, devices, cancellationToken);
+            await session.FlushAsync(cancellationToken);
+            return;
+        }
         foreach (var (operation, version) in set.Operations)
         {
             if (operation.Version != version)

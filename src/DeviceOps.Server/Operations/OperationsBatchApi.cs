@@ -58,6 +58,8 @@ public static class OperationsBatchApi
         {
             var failures = new BatchFailures();
             var operations = await OperationRows.LoadManyForWriteAsync(session, ids, caller, token);
+            // PostgreSQL: entries go in chunks, two statements each, their columns as arrays.
+            var entries = session.IsPostgres ? new List<HistoryEntry>(AuditRows.ManyChunk) : null;
 
             for (var i = 0; i < inputs.Count; i++)
             {
@@ -79,13 +81,29 @@ public static class OperationsBatchApi
                     // Each item's history and events are written as it is applied rather than held
                     // for the whole batch (20,000 entries for 10,000 items); a failure further on
                     // rolls them back with everything else.
-                    await AuditRows.QueueAsync(session, change.Entries, token);
+                    if (entries is null)
+                    {
+                        await AuditRows.QueueAsync(session, change.Entries, token);
+                    }
+                    else
+                    {
+                        entries.AddRange(change.Entries);
+                        if (entries.Count >= AuditRows.ManyChunk)
+                        {
+                            await AuditRows.QueueManyAsync(session, entries, token, answerIds: false);
+                            entries.Clear();
+                        }
+                    }
                     change.Entries.Clear();
                 }
             }
             if (failures.Any)
             {
                 return (failures.ToProblem(), false);
+            }
+            if (entries is { Count: > 0 })
+            {
+                await AuditRows.QueueManyAsync(session, entries, token, answerIds: false);
             }
             await OperationRows.SaveManyAsync(session, operations, token);
             // Each item's answer is made as it is written out, not all 10,000 first.
