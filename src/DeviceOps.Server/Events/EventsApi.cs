@@ -71,7 +71,7 @@ public static class EventsApi
     public static RouteGroupBuilder MapEvents(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup(Path).WithTags("Events").RequireAuthorization(AuthExtensions.AnyRead);
-        group.MapGet("/", Feed).WithSummary("Read change events after a cursor, in order")
+        group.MapGet("/", Feed).WithFields<EventResponse>().WithSummary("Read change events after a cursor, in order")
             .WithDescription("`after` is the `cursor` of the last event you processed (empty: from the oldest kept; `now`: no events, only the cursor of the feed's end, to read what commits later). Filters: `type` (comma-separated), `device_id`. Answers up to `limit` events (default 100, at most 1000), the cursor to continue from, and whether more are waiting.");
         group.MapGet("/stream", Stream).WithSummary("Change events live, as Server-Sent Events")
             .WithDescription("`?after=` is a cursor (empty: from the oldest kept event; `now`: only events that commit from now on). Each SSE message has the event's cursor as `id` and its type as `event`, and the first one is a `heartbeat` whose `id` is where the stream starts; reconnect with `Last-Event-ID` (or `?after=`) to resume without a gap. A `heartbeat` message comes every 15 seconds of quiet.");

@@ -30,12 +30,15 @@ public sealed class FieldsFilter<T> : IEndpointFilter
         }
 
         var result = await next(context);
-        if ((result is INestedHttpResult nested ? nested.Result : result) is not IValueHttpResult { Value: Page<T> page })
+        // A page of results (Page<T>, or the events feed's page, whose cursor and links stay):
+        // anything else, a problem say, goes out as it is.
+        if ((result is INestedHttpResult nested ? nested.Result : result) is not IValueHttpResult { Value: { } value }
+            || JsonSerializer.SerializeToNode(value, value.GetType(), options) is not JsonObject { } node
+            || node["results"] is not JsonArray results)
         {
             return result;
         }
-        var node = JsonSerializer.SerializeToNode(page, options)!.AsObject();
-        foreach (var item in node["results"]!.AsArray())
+        foreach (var item in results)
         {
             var row = item!.AsObject();
             foreach (var name in row.Select(p => p.Key).Where(k => !wanted.Contains(k)).ToList())
