@@ -21,9 +21,6 @@ namespace DeviceOps.Auth;
 /// </remarks>
 public sealed class RevocationCheck
 {
-    /// <summary>One token; no row: unknown.</summary>
-    public const string Sql = "SELECT revoked_at IS NOT NULL FROM tokens WHERE secret_hash = $1";
-
     /// <summary>A group's tokens, each found one with whether it is revoked.</summary>
     public const string ManySql = "SELECT secret_hash, revoked_at IS NOT NULL FROM tokens WHERE secret_hash = ANY($1)";
 
@@ -66,22 +63,16 @@ public sealed class RevocationCheck
     public void Complete(TokenCache.State state)
     {
         Done = true;
-        Refusal = state switch
-        {
-            TokenCache.State.Revoked => "The token has been revoked.",
-            TokenCache.State.Unknown => "The token is unknown.",
-            _ => null,
-        };
+        Refusal = TokenCache.Refusal(state);
         if (Refusal is not null)
         {
             _cache.Forget(Hash);
         }
     }
 
-    /// <summary>Reads <see cref="Sql"/>'s result, the current one of <paramref name="rows"/>.</summary>
+    /// <summary>Reads <see cref="TokenCache.StateSql"/>'s result, the current one of <paramref name="rows"/>.</summary>
     public async Task CompleteAsync(SqlRows rows, CancellationToken cancellationToken) =>
-        Complete(!await rows.Reader.ReadAsync(cancellationToken) ? TokenCache.State.Unknown
-            : rows.Reader.GetBoolean(0) ? TokenCache.State.Revoked : TokenCache.State.Valid);
+        Complete(await TokenCache.ReadStateAsync(rows, cancellationToken));
 
     /// <summary>Reads <see cref="ManySql"/>'s result, the current one of <paramref name="rows"/>, into each of <paramref name="checks"/>.</summary>
     public static async Task CompleteAllAsync(SqlRows rows, IReadOnlyList<RevocationCheck> checks, CancellationToken cancellationToken)

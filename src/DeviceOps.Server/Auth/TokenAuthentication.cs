@@ -106,27 +106,17 @@ public sealed class TokenAuthenticationHandler(
         {
             var db = Context.RequestServices.GetRequiredService<DeviceOpsDb>();
             var token = await db.Tokens.AsNoTracking().FirstOrDefaultAsync(t => t.SecretHash == hash, Context.RequestAborted);
-            if (token is null)
+            if (token is null || token.RevokedAt is not null)
             {
-                return Fail("The token is unknown.");
-            }
-            if (token.RevokedAt is not null)
-            {
-                return Fail("The token has been revoked.");
+                return Fail(TokenCache.Refusal(token is null ? TokenCache.State.Unknown : TokenCache.State.Revoked)!);
             }
             entry = cache.Add(token);
         }
-        else if (!RevocationCheck.TryDefer(Context, store, cache, hash))
+        else if (!RevocationCheck.TryDefer(Context, store, cache, hash)
+            && TokenCache.Refusal(await TokenCache.CheckAsync(store, hash, Context.RequestAborted)) is { } refusal)
         {
-            switch (await TokenCache.CheckAsync(store, hash, Context.RequestAborted))
-            {
-                case TokenCache.State.Unknown:
-                    cache.Forget(hash);
-                    return Fail("The token is unknown.");
-                case TokenCache.State.Revoked:
-                    cache.Forget(hash);
-                    return Fail("The token has been revoked.");
-            }
+            cache.Forget(hash);
+            return Fail(refusal);
         }
         if (entry.IsExpired(clock.GetUtcNow().UtcDateTime))
         {

@@ -64,17 +64,29 @@ public sealed class TokenCache
         Unknown,
     }
 
+    /// <summary>The store's word on one token: a row saying whether it is revoked, or none (<see cref="ReadStateAsync"/>).</summary>
+    public const string StateSql = "SELECT revoked_at IS NOT NULL FROM tokens WHERE secret_hash = $1";
+
     /// <summary>One indexed single-row read.</summary>
     public static async Task<State> CheckAsync(SqlStore store, string hash, CancellationToken cancellationToken)
     {
         await using var session = await store.ReadAsync(cancellationToken);
-        await using var rows = await session.QueryAsync("SELECT revoked_at FROM tokens WHERE secret_hash = $1", [hash], cancellationToken);
-        if (!await rows.Reader.ReadAsync(cancellationToken))
-        {
-            return State.Unknown;
-        }
-        return await rows.Reader.IsDBNullAsync(0, cancellationToken) ? State.Valid : State.Revoked;
+        await using var rows = await session.QueryAsync(StateSql, [hash], cancellationToken);
+        return await ReadStateAsync(rows, cancellationToken);
     }
+
+    /// <summary>Reads <see cref="StateSql"/>'s result, the current one of <paramref name="rows"/>.</summary>
+    public static async Task<State> ReadStateAsync(SqlRows rows, CancellationToken cancellationToken) =>
+        !await rows.Reader.ReadAsync(cancellationToken) ? State.Unknown
+            : rows.Reader.GetBoolean(0) ? State.Revoked : State.Valid;
+
+    /// <summary>Why a token in this state is refused, as the 401 says it; null for a valid one.</summary>
+    public static string? Refusal(State state) => state switch
+    {
+        State.Revoked => "The token has been revoked.",
+        State.Unknown => "The token is unknown.",
+        _ => null,
+    };
 
     public sealed class Entry
     {

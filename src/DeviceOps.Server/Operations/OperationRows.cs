@@ -108,7 +108,7 @@ public static class OperationRows
     {
         if (check is not null)
         {
-            await session.QueueAsync(RevocationCheck.Sql, [check.Hash], cancellationToken);
+            await session.QueueAsync(TokenCache.StateSql, [check.Hash], cancellationToken);
         }
         await using var rows = await session.QueryAsync(withNewestEntry ? LoadWithNewestEntrySql : LoadSql, [id], cancellationToken,
             readQueued: check is not null);

@@ -301,7 +301,8 @@ public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFact
             // and locked them in different orders deadlocked, and a claim that met a locked row
             // waited on it, with every other device's deliveries behind it. A row locked and then
             // found changed is checked again (leased meanwhile: left out). A passed-over row is a
-            // head still, so the device's later deliveries wait for it.
+            // head still, so the device's later deliveries wait for it. (The conditions are
+            // Heads' below, in SQL: EF Core has no row-locking clause to put under a LINQ query.)
             return db.Database.ExecuteSqlAsync($"""
                 UPDATE webhook_deliveries SET lease_until = {leaseUntil}, lease_owner = {owner}
                 WHERE id IN (
