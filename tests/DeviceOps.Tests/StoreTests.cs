@@ -299,4 +299,35 @@ public sealed class StoreTests(DeviceOpsFactory factory) : IClassFixture<DeviceO
         }
         Assert.IsType<DateTime>(analyzed);
     }
+
+    [Fact]
+    public async Task OnPostgreSqlTheLogTablesCheckNoParentsWhileOperationsStillDo()
+    {
+        if (!DeviceOpsFactory.OnPostgres)
+        {
+            return;   // SQLite keeps every constraint: its checks cost nothing measurable
+        }
+        await using var connection = new Npgsql.NpgsqlConnection(factory.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = """
+            SELECT c.conrelid::regclass::text || ' -> ' || c.confrelid::regclass::text
+            FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+            WHERE c.contype = 'f' AND n.nspname = current_schema()
+            ORDER BY 1
+            """;
+        var keys = new List<string>();
+        await using (var reader = await command.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                keys.Add(reader.GetString(0));
+            }
+        }
+
+        // Every change inserts into history and events; a constraint there is a lookup per insert.
+        Assert.DoesNotContain(keys, k => k.StartsWith("history ", StringComparison.Ordinal) || k.StartsWith("events ", StringComparison.Ordinal));
+        Assert.Contains("operations -> devices", keys);
+        Assert.Contains("webhook_deliveries -> webhooks", keys);
+    }
 }

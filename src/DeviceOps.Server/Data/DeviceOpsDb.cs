@@ -205,6 +205,12 @@ public abstract class DeviceOpsDb(DbContextOptions options) : DbContext(options)
             e.HasIndex(h => h.RequestId);
             e.HasIndex(h => new { h.Action, h.Id });
             e.HasIndex(h => new { h.PerformedBy, h.Id });
+            // The history and the outbox are append-only logs of rows that are never deleted: a
+            // device is marked deleted, an operation or organization is not deleted at all. On
+            // PostgreSQL their five foreign keys are dropped (migration LogTablesWithoutForeignKeys):
+            // checking them cost every change five lookups of parents the writer holds locked
+            // already, some 30 µs of the database's CPU, and the PUT about 12 % of its rate. On
+            // SQLite the checks cost nothing measurable and stay.
             e.HasOne(h => h.Device).WithMany().OnDelete(DeleteBehavior.Restrict);
             e.HasOne(h => h.Operation).WithMany().OnDelete(DeleteBehavior.Restrict);
         });
@@ -231,6 +237,7 @@ public abstract class DeviceOpsDb(DbContextOptions options) : DbContext(options)
             e.HasIndex(v => v.EventId).IsUnique();
             // The feed's order has its indexes per store (below): (tx, id) on PostgreSQL, id on SQLite.
             e.HasIndex(v => v.OccurredAt);
+            // No constraints behind these on PostgreSQL (see the history above).
             e.HasOne(v => v.Device).WithMany().OnDelete(DeleteBehavior.Restrict);
             e.HasOne(v => v.Operation).WithMany().OnDelete(DeleteBehavior.Restrict);
             e.HasOne(v => v.Organization).WithMany().OnDelete(DeleteBehavior.Restrict);
