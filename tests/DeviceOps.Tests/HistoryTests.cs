@@ -1,4 +1,5 @@
 using System.Net;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using DeviceOps.Tests.Infrastructure;
 
@@ -121,6 +122,39 @@ public sealed class HistoryTests : OwnServerTests
             await AssertEmbeds((await admin.GetJsonAsync(operationUrl))["operational_history"], $"GET after {i}");
         }
         Assert.Equal(20, (await admin.GetJsonAsync(operationUrl))["operational_history"]!.AsArray().Count);
+    }
+
+    [Fact]
+    public async Task EmbeddedEntriesAreWrittenExactlyAsTheLogWritesThem()
+    {
+        // Answers write the embedded entries from a form kept per entry; text that the writer
+        // escapes (non-ASCII, markup, quotes) must come out as the log writes it, character for
+        // character, on the change's answer, on the GETs that reuse the kept form, and on the device.
+        using var admin = Factory.Admin();
+        var (device, operation) = await Seeder.DeviceWithOperationAsync(admin);
+        var code = device["device_id"]!.GetValue<string>();
+        var operationUrl = $"{Api.Operations}{operation["id"]}/";
+        var answers = new List<string>();
+        foreach (var place in new[] { "Gebäude <A> & \"Süd\" – Ebene 2", "Rack 7 🛰 \\ back", "Plain" })
+        {
+            using var changed = await admin.PatchJsonAsync(operationUrl, new JsonObject { ["location"] = place, ["notes"] = $"moved to {place}" });
+            Assert.Equal(HttpStatusCode.OK, changed.StatusCode);
+            answers.Add(await changed.Content.ReadAsStringAsync());
+        }
+        answers.Add(await admin.GetStringAsync(operationUrl));
+        answers.Add(await admin.GetStringAsync(operationUrl));
+        answers.Add(await admin.GetStringAsync($"{Api.Devices}{device["id"]}/"));
+
+        using var log = JsonDocument.Parse(await admin.GetStringAsync($"{Api.Log}?device_id={code}&limit=1000"));
+        var logged = log.RootElement.GetProperty("results").EnumerateArray().ToDictionary(e => e.GetProperty("id").GetInt64(), e => e.GetRawText());
+        Assert.Contains(logged.Values, text => text.Contains("\\u003CA\\u003E", StringComparison.Ordinal));
+        foreach (var answer in answers)
+        {
+            using var body = JsonDocument.Parse(answer);
+            var embedded = body.RootElement.GetProperty("operational_history").EnumerateArray().ToList();
+            Assert.NotEmpty(embedded);
+            Assert.All(embedded, e => Assert.Equal(logged[e.GetProperty("id").GetInt64()], e.GetRawText()));
+        }
     }
 
     [Fact]

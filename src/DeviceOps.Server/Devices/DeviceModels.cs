@@ -79,7 +79,8 @@ public sealed record DeviceResponse(
     DateTime CreatedAt,
     DateTime LastUpdated,
     string UpdatedBy,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<HistoryEntryResponse>? OperationalHistory);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull), JsonConverter(typeof(EmbeddedHistory))]
+    IReadOnlyList<HistoryEntryResponse>? OperationalHistory);
 
 /// <summary>Device counts the token may see; <c>ByStatus</c> names every status, with 0 where none.</summary>
 public sealed record DeviceSummary(int Total, IReadOnlyDictionary<string, int> ByStatus, int MaintenanceOverdue,

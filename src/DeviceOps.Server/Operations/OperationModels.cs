@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using DeviceOps.Devices;
 using DeviceOps.History;
 using DeviceOps.Http;
@@ -98,7 +99,7 @@ public sealed record OperationResponse(
     DateTime? NextMaintenance,
     DateTime LastUpdated,
     string UpdatedBy,
-    IReadOnlyList<HistoryEntryResponse>? OperationalHistory);
+    [property: JsonConverter(typeof(EmbeddedHistory))] IReadOnlyList<HistoryEntryResponse>? OperationalHistory);
 
 public static class OperationMapping
 {
