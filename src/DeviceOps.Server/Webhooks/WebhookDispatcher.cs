@@ -171,9 +171,22 @@ public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFact
         var db = scope.ServiceProvider.GetRequiredService<DeviceOpsDb>();
         // After a round that fanned out, under a load, the look finds new events nearly always:
         // go straight to the fan-out, which reads under the lock anyway.
-        var fresh = _fannedOutLast
-            ? await db.Webhooks.AsNoTracking().Where(w => w.Active).Select(w => w.Id).ToListAsync(cancellationToken)
+        var (anyActive, fresh) = _fannedOutLast
+            ? await ActiveWebhooksAsync(db, cancellationToken)
             : await WebhooksWithNewEventsAsync(db, cancellationToken);
+        if (!anyActive)
+        {
+            // Nothing to fan out, and nothing to claim: a claim takes only active webhooks'
+            // deliveries. A store without webhooks thus writes nothing for them, where every round
+            // (up to a hundred a second under a write load) took a place in the writer's queue.
+            _fannedOutLast = false;
+            if (!_sending.IsCompleted)
+            {
+                await SentAsync();
+                return true;
+            }
+            return false;
+        }
         // A delivery whose result is still being written keeps its lease; one read before the
         // write lands merely waits for a later round, so the write need not be awaited first.
         var writer = scope.ServiceProvider.GetRequiredService<StoreWriter>();
@@ -237,8 +250,15 @@ public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFact
         _recording = RecordAsync(results, owner, settings);
     }
 
-    /// <summary>Webhooks with events after their cursor: a cheap look without a lock, as most rounds find nothing new.</summary>
-    private static async Task<List<int>> WebhooksWithNewEventsAsync(DeviceOpsDb db, CancellationToken cancellationToken)
+    /// <summary>Every active webhook, to fan out: after a round that fanned out, under a load, new events are nearly always there.</summary>
+    private static async Task<(bool AnyActive, List<int> Fresh)> ActiveWebhooksAsync(DeviceOpsDb db, CancellationToken cancellationToken)
+    {
+        var active = await db.Webhooks.AsNoTracking().Where(w => w.Active).Select(w => w.Id).ToListAsync(cancellationToken);
+        return (active.Count > 0, active);
+    }
+
+    /// <summary>Whether any webhook is active, and those with events after their cursor: a cheap look without a lock, as most rounds find nothing new.</summary>
+    private static async Task<(bool AnyActive, List<int> Fresh)> WebhooksWithNewEventsAsync(DeviceOpsDb db, CancellationToken cancellationToken)
     {
         var webhooks = await db.Webhooks.AsNoTracking().Where(w => w.Active).Select(w => new { w.Id, w.CursorTx, w.CursorId })
             .ToListAsync(cancellationToken);
@@ -251,7 +271,7 @@ public sealed class WebhookDispatcher(IServiceProvider services, IHttpClientFact
                 fresh.Add(webhook.Id);
             }
         }
-        return fresh;
+        return (webhooks.Count > 0, fresh);
     }
 
     /// <summary>
