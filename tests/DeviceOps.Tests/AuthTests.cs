@@ -888,8 +888,9 @@ public sealed class TwoInstanceTokenTests : OwnServerTests
     }
 
     /// <summary>
-    /// The operation endpoints check a cached token in their first statement on PostgreSQL rather
-    /// than in a round trip of its own: a token revoked through another instance is refused there
+    /// The operation endpoints check a cached token in their own work rather than in a read of its
+    /// own (on PostgreSQL in their first round trip, on SQLite in a change's write): a token
+    /// revoked through another instance is refused there
     /// too, on every path — a read, a change, a body refused before any statement, an operation
     /// that does not exist — and the change leaves nothing. (A refusal drops the token from the
     /// cache, so each path has a token of its own, cached before the revocation.)

@@ -5,18 +5,23 @@ using Microsoft.AspNetCore.Http.HttpResults;
 namespace DeviceOps.Auth;
 
 /// <summary>
-/// PostgreSQL: a cached token's revocation check (<see cref="TokenCache"/>), carried by the
-/// request's first statement instead of a round trip of its own. On the hot endpoints — GET, PUT
-/// and PATCH of one operation — the check was half of a GET's round trips and a third of the
-/// database's work for one: the GET sends it in the batch that reads the operation, a group of
-/// changes (<see cref="Operations.UpdateGroups"/>) checks all its requests' tokens in the round
-/// trip that locks and reads. The outcome is read before anything read is answered or anything
-/// is written, so a revocation holds from the next request on, as before.
+/// A cached token's revocation check (<see cref="TokenCache"/>), carried by the request's own
+/// work instead of a read of its own. On PostgreSQL's hot endpoints — GET, PUT and PATCH of one
+/// operation — the check was half of a GET's round trips and a third of the database's work for
+/// one: the GET sends it in the batch that reads the operation, a group of changes
+/// (<see cref="Operations.UpdateGroups"/>) checks all its requests' tokens in the round trip that
+/// locks and reads. On SQLite a PUT or PATCH makes it in its write, on the writer's connection,
+/// before it reads the operation. The outcome is read before anything read is answered or
+/// anything is written, so a revocation holds from the next request on, as before.
 /// </summary>
 /// <remarks>
-/// Only an endpoint marked <see cref="Carried"/> gets the check deferred to it, only on
-/// PostgreSQL, and never with an <c>Idempotency-Key</c> (its stored answer is read before the
-/// endpoint runs). The endpoint's <see cref="Filter"/> makes the check itself if no statement
+/// Only an endpoint marked <see cref="Carried"/> gets the check deferred to it, and never with
+/// an <c>Idempotency-Key</c> (its stored answer is read before the endpoint runs). On SQLite only
+/// a write defers it: a read from SQLite starts a transaction of its own either way, and every
+/// commit of the writer empties a reader's page cache, so the check's own read cost a PUT a
+/// reader, a transaction and a cold lookup, where the writer's connection has the token's pages
+/// at hand; a GET's check made on the GET's own connection measured no gain and stays where it
+/// was. The endpoint's <see cref="Filter"/> makes the check itself if no statement
 /// carried it (a refused body, say), so a revoked token is answered 401 on every path.
 /// </remarks>
 public sealed class RevocationCheck
@@ -46,7 +51,7 @@ public sealed class RevocationCheck
     /// <summary>Defers the check of a cached token when the endpoint carries it; false when it must be made now.</summary>
     public static bool TryDefer(HttpContext http, SqlStore store, TokenCache cache, string hash)
     {
-        if (!store.IsPostgres
+        if (!(store.IsPostgres || !HttpMethods.IsGet(http.Request.Method))
             || http.GetEndpoint()?.Metadata.GetMetadata<CarriedMarker>() is null
             || http.Request.Headers.ContainsKey(IdempotencyKeys.HeaderName))
         {
@@ -68,6 +73,16 @@ public sealed class RevocationCheck
         {
             _cache.Forget(Hash);
         }
+    }
+
+    /// <summary>Makes the check on the write's own connection, inside its transaction; true when the token holds.</summary>
+    public async Task<bool> MakeAsync(SqlSession session, CancellationToken cancellationToken)
+    {
+        await using (var rows = await session.QueryAsync(TokenCache.StateSql, [Hash], cancellationToken))
+        {
+            await CompleteAsync(rows, cancellationToken);
+        }
+        return Refusal is null;
     }
 
     /// <summary>Reads <see cref="TokenCache.StateSql"/>'s result, the current one of <paramref name="rows"/>.</summary>

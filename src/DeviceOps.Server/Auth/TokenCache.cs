@@ -18,8 +18,9 @@ namespace DeviceOps.Auth;
 /// still reads the token's <c>revoked_at</c> by its unique index with one plain statement — not
 /// the tracked-query, entity and claims work of a full lookup, and no notification channel whose
 /// delivery could lag (LISTEN/NOTIFY on PostgreSQL has no SQLite counterpart, and lags by as long
-/// as the listener takes to read). On PostgreSQL's hot endpoints that statement travels with the
-/// request's first one (<see cref="RevocationCheck"/>) instead of costing a round trip of its own.
+/// as the listener takes to read). On the hot endpoints that statement travels with the request's
+/// own work (<see cref="RevocationCheck"/>: PostgreSQL's first round trip, a SQLite change's
+/// write) instead of costing a read of its own.
 /// Expiry is checked on every request against the injected clock, from the cached expiry.
 /// </remarks>
 public sealed class TokenCache

@@ -185,14 +185,19 @@ public static class OperationsApi
         {
             return grouped;
         }
-        // Written alone: the group refused the token, or did not get to check it.
-        if (await RevocationCheck.RefusedAsync(http, cancellationToken) is { } refused)
+        // Written alone: the group refused the token, or did not get to check it. A check still
+        // pending is made in the write, before the operation is read (RevocationCheck).
+        if (RevocationCheck.Pending(http) is null && await RevocationCheck.RefusedAsync(http, cancellationToken) is { } refused)
         {
             return refused;
         }
         var caller = http.Caller();
-        return await writer.WriteSqlAsync<UpdateResult>(async (session, token) =>
+        var updated = await writer.WriteSqlAsync<UpdateResult?>(async (session, token) =>
         {
+            if (RevocationCheck.Pending(http) is { } check && !await check.MakeAsync(session, token))
+            {
+                return (null, false);
+            }
             var (operation, newestEntry) = await OperationRows.LoadForWriteAsync(session, id, caller, token);
             if (Apply(id, operation, input, http, clock, out var asRead, out var change) is { } refused)
             {
@@ -205,6 +210,11 @@ public static class OperationsApi
             await IdempotencyKeys.RecordAsync(http, session, StatusCodes.Status200OK, response, null, clock, token);
             return (TypedResults.Ok(response), true);
         }, cancellationToken);
+        if (updated is null)
+        {
+            return (await RevocationCheck.RefusedAsync(http, cancellationToken))!;
+        }
+        return updated;
     }
 
     /// <summary>
