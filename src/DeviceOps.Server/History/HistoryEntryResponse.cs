@@ -13,16 +13,7 @@ public sealed record HistoryEntryResponse(
     int? OperationId,
     StoredJson Changes,
     string RequestId,
-    string? Justification)
-{
-    /// <summary>
-    /// The entry as the API writes it, once written (<see cref="EmbeddedHistory"/>). An entry is
-    /// never edited, and the kept latest history (<see cref="LatestHistory"/>) hands the same
-    /// entries to every answer about its device, so each is serialized once, not once per answer.
-    /// A cache of what the fields say, not a field of its own: responses are never compared.
-    /// </summary>
-    internal byte[]? Written;
-}
+    string? Justification);
 
 public static class HistoryMapping
 {

@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using Microsoft.Extensions.Options;
+using JsonOptions = Microsoft.AspNetCore.Http.Json.JsonOptions;
 
 namespace DeviceOps.History;
 
@@ -20,19 +22,36 @@ namespace DeviceOps.History;
 /// PostgreSQL writes that keep this cache current are the groups of <c>UpdateGroups</c>, which
 /// read the newest id under that lock.
 /// </remarks>
-public sealed class LatestHistory
+public sealed class LatestHistory(IOptions<JsonOptions> json)
 {
-    /// <summary>Devices kept; past it the cache starts over rather than grow (some 13 KB a device, measured).</summary>
+    private readonly System.Text.Json.JsonSerializerOptions _options = json.Value.SerializerOptions;
+
+    /// <summary>Devices kept; past it the cache starts over rather than grow (some 13 KB a device as read, measured; about half once written, <see cref="KeptHistory"/>).</summary>
     public const int MaxDevices = 4096;
 
     private readonly ConcurrentDictionary<int, Latest> _byDevice = new();
 
     /// <summary>The device's latest entries, if they are known for its newest entry <paramref name="upTo"/> and its current code.</summary>
-    public IReadOnlyList<HistoryEntryResponse>? Find(int deviceId, string deviceCode, long upTo) =>
+    public KeptHistory? Find(int deviceId, string deviceCode, long upTo) =>
         _byDevice.TryGetValue(deviceId, out var latest) && latest.UpTo == upTo && latest.DeviceCode == deviceCode ? latest.Entries : null;
 
+    /// <summary>Entries read or written, newest first, as they are kept and embedded (<see cref="KeptHistory"/>).</summary>
+    public KeptHistory Keep(IReadOnlyList<HistoryEntryResponse> entries)
+    {
+        if (entries is KeptHistory kept)
+        {
+            return kept;
+        }
+        var slots = new object[entries.Count];
+        for (var i = 0; i < slots.Length; i++)
+        {
+            slots[i] = entries[i];
+        }
+        return new KeptHistory(_options, slots);
+    }
+
     /// <summary>Keeps committed entries, newest first, whose newest is <paramref name="upTo"/> (0: none yet).</summary>
-    public void Add(int deviceId, string deviceCode, long upTo, IReadOnlyList<HistoryEntryResponse> entries)
+    public void Add(int deviceId, string deviceCode, long upTo, KeptHistory entries)
     {
         if (_byDevice.TryGetValue(deviceId, out var known) && known.UpTo >= upTo)
         {
@@ -47,7 +66,7 @@ public sealed class LatestHistory
 
     /// <summary>
     /// Forgets every device: before a large batch, which moves the newest entry of most of the
-    /// devices it touches anyway, so their kept entries (some 13 MB for 1,000 devices) are
+    /// devices it touches anyway, so their kept entries (up to some 13 MB for 1,000 devices) are
     /// garbage the batch's own work can reuse rather than memory it adds to.
     /// </summary>
     public void Clear() => _byDevice.Clear();
@@ -59,10 +78,10 @@ public sealed class LatestHistory
     /// A change's answer: its new entries (oldest first, as written), newest first, in front of
     /// the entries before them, up to <see cref="HistoryMapping.EmbeddedEntries"/>.
     /// </summary>
-    public static IReadOnlyList<HistoryEntryResponse> Prepend(IReadOnlyList<HistoryEntryResponse> added, IReadOnlyList<HistoryEntryResponse> before)
+    public KeptHistory Prepend(IReadOnlyList<HistoryEntryResponse> added, KeptHistory before)
     {
         var count = Math.Min(HistoryMapping.EmbeddedEntries, added.Count + before.Count);
-        var entries = new HistoryEntryResponse[count];
+        var entries = new object[count];
         var i = 0;
         for (var a = added.Count - 1; a >= 0 && i < count; a--)
         {
@@ -70,9 +89,9 @@ public sealed class LatestHistory
         }
         for (var b = 0; i < count; b++)
         {
-            entries[i++] = before[b];
+            entries[i++] = before.Slot(b);
         }
-        return entries;
+        return new KeptHistory(_options, entries);
     }
 
     private static readonly ConcurrentDictionary<string, string> Performers = new(StringComparer.Ordinal);
@@ -81,5 +100,5 @@ public sealed class LatestHistory
     public static string Performer(string email) =>
         Performers.TryGetValue(email, out var known) ? known : Performers.Count < 1000 ? Performers.GetOrAdd(email, email) : email;
 
-    private sealed record Latest(long UpTo, string DeviceCode, IReadOnlyList<HistoryEntryResponse> Entries);
+    private sealed record Latest(long UpTo, string DeviceCode, KeptHistory Entries);
 }

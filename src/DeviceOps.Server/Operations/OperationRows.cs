@@ -80,10 +80,10 @@ public static class OperationRows
         {
             return (found, known);
         }
-        IReadOnlyList<HistoryEntryResponse> read;
+        KeptHistory read;
         await using (var rows = await session.QueryAsync(HistoryUpToSql, [device.Id, newest], cancellationToken))
         {
-            read = await ReadHistoryAsync(rows, device.DeviceCode, cancellationToken);
+            read = latest.Keep(await ReadHistoryAsync(rows, device.DeviceCode, cancellationToken));
         }
         latest.Add(device.Id, device.DeviceCode, newest, read);
         return (found, read);
@@ -462,14 +462,14 @@ public static class OperationRows
         var ids = new List<long>(entries.Count);
         await AuditRows.QueueAsync(session, entries, cancellationToken, ids);
         var code = device.DeviceCode;
-        IReadOnlyList<HistoryEntryResponse> history;
+        KeptHistory history;
         if (latest.Find(device.Id, code, newestEntry) is { } before)
         {
-            history = LatestHistory.Prepend(Written(entries, 0, entries.Count, ids, code), before);
+            history = latest.Prepend(Written(entries, 0, entries.Count, ids, code), before);
         }
         else
         {
-            history = await LatestHistoryAsync(session, device, cancellationToken);
+            history = latest.Keep(await LatestHistoryAsync(session, device, cancellationToken));
         }
         var upTo = ids.Count > 0 ? ids[^1] : newestEntry;
         session.AfterCommit(() => latest.Add(device.Id, code, upTo, history));

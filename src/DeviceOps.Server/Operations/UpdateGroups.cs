@@ -170,14 +170,14 @@ public sealed class UpdateGroups : IAsyncDisposable
                 written = await OperationRows.ReadGroupAsync(rows, entries.Count, unknown, none);
             }
             var responses = new OperationResponse[stored.Count];
-            var kept = new (int Device, string Code, long UpTo, IReadOnlyList<HistoryEntryResponse> Entries)[stored.Count];
+            var kept = new (int Device, string Code, long UpTo, KeptHistory Entries)[stored.Count];
             for (var i = 0; i < stored.Count; i++)
             {
                 var s = stored[i];
                 var device = s.Operation.Device;
-                IReadOnlyList<HistoryEntryResponse> history = s.Known is { } known
-                    ? LatestHistory.Prepend(OperationRows.Written(entries, s.FirstEntry, s.Entries, written.EntryIds, device.DeviceCode), known)
-                    : written.History.GetValueOrDefault(device.Id) ?? [];
+                var history = s.Known is { } known
+                    ? _latest.Prepend(OperationRows.Written(entries, s.FirstEntry, s.Entries, written.EntryIds, device.DeviceCode), known)
+                    : _latest.Keep(written.History.GetValueOrDefault(device.Id) ?? []);
                 kept[i] = (device.Id, device.DeviceCode, s.Entries > 0 ? written.EntryIds[s.FirstEntry + s.Entries - 1] : s.NewestEntry, history);
                 responses[i] = s.Operation.ToResponse(history);
                 s.Request.Http.Response.Headers.ETag = s.Operation.ETag();
@@ -262,7 +262,7 @@ public sealed class UpdateGroups : IAsyncDisposable
     /// history, if current at <paramref name="NewestEntry"/>.
     /// </summary>
     private sealed record Stored(Request Request, DeviceOperation Operation, int FirstEntry, int Entries, long NewestEntry,
-        IReadOnlyList<HistoryEntryResponse>? Known);
+        KeptHistory? Known);
 
     private sealed class Request(int id, OperationInput input, HttpContext http, TimeProvider clock, CancellationToken cancellation)
     {
