@@ -61,8 +61,16 @@ public sealed class KeptHistory : IReadOnlyList<HistoryEntryResponse>
     public int Count => _entries.Length;
 
     /// <summary>An entry as an object: the kept one, or read back from its serialized form (nothing on a hot path asks).</summary>
-    public HistoryEntryResponse this[int index] => _entries[index] as HistoryEntryResponse
-        ?? JsonSerializer.Deserialize((byte[])_entries[index], (JsonTypeInfo<HistoryEntryResponse>)Options.GetTypeInfo(typeof(HistoryEntryResponse)))!;
+    public HistoryEntryResponse this[int index]
+    {
+        get
+        {
+            // Read once: an answer may replace the object with its form meanwhile.
+            var entry = _entries[index];
+            return entry as HistoryEntryResponse
+                ?? JsonSerializer.Deserialize((byte[])entry, (JsonTypeInfo<HistoryEntryResponse>)Options.GetTypeInfo(typeof(HistoryEntryResponse)))!;
+        }
+    }
 
     /// <summary>The entries as kept (objects or serialized forms), for a list that adds newer ones in front.</summary>
     internal object Slot(int index) => _entries[index];
