@@ -51,7 +51,8 @@ public sealed class RevocationCheck
     /// <summary>Defers the check of a cached token when the endpoint carries it; false when it must be made now.</summary>
     public static bool TryDefer(HttpContext http, SqlStore store, TokenCache cache, string hash)
     {
-        if (!(store.IsPostgres || !HttpMethods.IsGet(http.Request.Method))
+        var method = http.Request.Method;
+        if (!(store.IsPostgres || HttpMethods.IsPut(method) || HttpMethods.IsPatch(method))
             || http.GetEndpoint()?.Metadata.GetMetadata<CarriedMarker>() is null
             || http.Request.Headers.ContainsKey(IdempotencyKeys.HeaderName))
         {
