@@ -79,10 +79,7 @@ public sealed class RevocationCheck
     /// <summary>Makes the check on the write's own connection, inside its transaction; true when the token holds.</summary>
     public async Task<bool> MakeAsync(SqlSession session, CancellationToken cancellationToken)
     {
-        await using (var rows = await session.QueryAsync(TokenCache.StateSql, [Hash], cancellationToken))
-        {
-            await CompleteAsync(rows, cancellationToken);
-        }
+        Complete(await TokenCache.CheckAsync(session, Hash, cancellationToken));
         return Refusal is null;
     }
 

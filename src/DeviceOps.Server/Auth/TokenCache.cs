@@ -72,6 +72,12 @@ public sealed class TokenCache
     public static async Task<State> CheckAsync(SqlStore store, string hash, CancellationToken cancellationToken)
     {
         await using var session = await store.ReadAsync(cancellationToken);
+        return await CheckAsync(session, hash, cancellationToken);
+    }
+
+    /// <summary>The same read on a connection already open: a write's, inside its transaction (<see cref="RevocationCheck"/>).</summary>
+    public static async Task<State> CheckAsync(SqlSession session, string hash, CancellationToken cancellationToken)
+    {
         await using var rows = await session.QueryAsync(StateSql, [hash], cancellationToken);
         return await ReadStateAsync(rows, cancellationToken);
     }
