@@ -330,4 +330,37 @@ public sealed class StoreTests(DeviceOpsFactory factory) : IClassFixture<DeviceO
         Assert.Contains("operations -> devices", keys);
         Assert.Contains("webhook_deliveries -> webhooks", keys);
     }
+
+    [Fact]
+    public async Task OnPostgreSqlARelocationWritesNoIndexEntryOfTheDevice()
+    {
+        if (!DeviceOpsFactory.OnPostgres)
+        {
+            return;   // SQLite writes only the indexes that hold a changed column, and keeps location's
+        }
+        await using var connection = new Npgsql.NpgsqlConnection(factory.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        // The columns the devices' indexes hold.
+        command.CommandText = """
+            SELECT a.attname FROM pg_index i
+            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+            WHERE i.indrelid = 'devices'::regclass
+            """;
+        var indexed = new HashSet<string>();
+        await using (var reader = await command.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                indexed.Add(reader.GetString(0));
+            }
+        }
+
+        // An indexed column changed makes PostgreSQL write an entry into each of the device's
+        // indexes; with none changed the update stays on its page and writes none.
+        Assert.DoesNotContain("location", indexed);
+        Assert.DoesNotContain("last_updated", indexed);
+        Assert.DoesNotContain("version", indexed);
+        Assert.Contains("device_code", indexed);
+    }
 }

@@ -190,8 +190,6 @@ namespace DeviceOps.Data.Migrations.Postgres
 
                     b.HasIndex("DeviceType");
 
-                    b.HasIndex("Location");
-
                     b.HasIndex("NextMaintenance");
 
                     b.HasIndex("SerialNumber")
