@@ -8,6 +8,7 @@
 #   bench/rss.sh                          # SQLite
 #   bench/rss.sh --pg                     # a throwaway PostgreSQL
 #   bench/rss.sh DOTNET_GCgen0size=0x1000000   # extra environment for the server (runtime knobs to try)
+#   bench/rss.sh MALLOC_ARENA_MAX=8       # glibc's default heap (the server otherwise runs as deploy/deviceops.service runs it: 2 arenas)
 #   bench/rss.sh --server DIR             # an already published server instead of publishing this tree
 #   bench/rss.sh --webhook                # as bench/run.sh: a webhook receives every relocation during the PUT load
 #   DURATION=5 PORT=18777 bench/rss.sh    # wrk seconds per scenario (default 8); the server's port (default: a free one)
@@ -61,7 +62,7 @@ if [[ $store == postgresql ]]; then
 fi
 port=${PORT:-$(free_port)}
 mkdir -p "$work/home"
-(cd "$work/home" && exec env "$@" DEVICEOPS_DATABASE="$database" DEVICEOPS_BOOTSTRAP_TOKEN=$token ASPNETCORE_ENVIRONMENT=Production \
+(cd "$work/home" && exec env MALLOC_ARENA_MAX=2 "$@" DEVICEOPS_DATABASE="$database" DEVICEOPS_BOOTSTRAP_TOKEN=$token ASPNETCORE_ENVIRONMENT=Production \
     DeviceOps__RateLimit__DefaultPerMinute=1000000000 Logging__LogLevel__Default=Warning \
     dotnet "$server/DeviceOps.Server.dll" --urls "http://127.0.0.1:$port" >"$work/server.log" 2>&1) &
 pid=$!

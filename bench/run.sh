@@ -12,6 +12,7 @@
 #   bench/run.sh --large         # also the large-store benchmark (100,000 devices, 1,000,000 entries; SQLite)
 #   bench/run.sh --large-only    # only that
 #   bench/run.sh --smoke         # a 2-second pass through everything, to check the harness
+#   MALLOC_ARENA_MAX=8 bench/run.sh   # the server's C heap as glibc sets it by default (see below)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,6 +26,9 @@ duration=${DURATION:-10}
 # load (with the webhook on, the JIT still took a fifth of the CPU in a PUT run's first 12 s).
 warmup=${WARMUP:-5}
 connections=${CONNECTIONS:-32}
+# The server runs with the environment deploy/deviceops.service and the launch profile of
+# `dotnet run` give it: glibc's heap in two arenas (README, "Performance").
+arenas=${MALLOC_ARENA_MAX:-2}
 large=0
 small=1
 runs=1
@@ -61,7 +65,7 @@ start_server() {   # $1: name, $2: DEVICEOPS_DATABASE (empty: SQLite in the home
     local home="$work/home-$1"
     mkdir -p "$home"
     port=$(free_port)
-    (cd "$home" && exec env DEVICEOPS_DATABASE="$2" DEVICEOPS_BOOTSTRAP_TOKEN=$token ASPNETCORE_ENVIRONMENT=Production \
+    (cd "$home" && exec env MALLOC_ARENA_MAX="$arenas" DEVICEOPS_DATABASE="$2" DEVICEOPS_BOOTSTRAP_TOKEN=$token ASPNETCORE_ENVIRONMENT=Production \
         DeviceOps__RateLimit__DefaultPerMinute=1000000000 Logging__LogLevel__Default=Warning \
         dotnet "$work/server/DeviceOps.Server.dll" --urls "http://127.0.0.1:$port" >"$home/server.log" 2>&1) &
     server_pid=$!
@@ -205,7 +209,7 @@ report() {   # $1: store
     local store=$1 reference label
     if [[ $store == postgresql ]]; then reference=pgbench label="pgbench -N"; else reference=disk label="disk sync rate"; fi
     echo
-    echo "### $store ($connections connections, ${duration} s each after a ${warmup} s warm-up; $(nproc) cores, load generator on the same machine; median of $runs run(s))"
+    echo "### $store ($connections connections, ${duration} s each after a ${warmup} s warm-up; $(nproc) cores, load generator on the same machine; median of $runs run(s); the server with MALLOC_ARENA_MAX=$arenas)"
     echo
     echo "| scenario | requests/s | p50 ms | p99 ms | ratio (median; each run) |"
     echo "|---|---|---|---|---|"
