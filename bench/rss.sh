@@ -8,7 +8,7 @@
 #   bench/rss.sh                          # SQLite
 #   bench/rss.sh --pg                     # a throwaway PostgreSQL
 #   bench/rss.sh DOTNET_GCgen0size=0x1000000   # extra environment for the server (runtime knobs to try)
-#   bench/rss.sh MALLOC_ARENA_MAX=8       # glibc's default heap (the server otherwise runs as deploy/deviceops.service runs it: 2 arenas)
+#   bench/rss.sh MALLOC_ARENA_MAX=16      # glibc's own limit on two cores (otherwise the server runs as deploy/deviceops.service runs it: 2 arenas)
 #   bench/rss.sh --server DIR             # an already published server instead of publishing this tree
 #   bench/rss.sh --webhook                # as bench/run.sh: a webhook receives every relocation during the PUT load
 #   DURATION=5 PORT=18777 bench/rss.sh    # wrk seconds per scenario (default 8); the server's port (default: a free one)

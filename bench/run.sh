@@ -12,7 +12,7 @@
 #   bench/run.sh --large         # also the large-store benchmark (100,000 devices, 1,000,000 entries; SQLite)
 #   bench/run.sh --large-only    # only that
 #   bench/run.sh --smoke         # a 2-second pass through everything, to check the harness
-#   MALLOC_ARENA_MAX=8 bench/run.sh   # the server's C heap as glibc sets it by default (see below)
+#   MALLOC_ARENA_MAX=16 bench/run.sh  # glibc's own limit on two cores, eight arenas per core (see below)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
