@@ -307,23 +307,12 @@ public sealed class StoreTests(DeviceOpsFactory factory) : IClassFixture<DeviceO
         {
             return;   // SQLite keeps every constraint: its checks cost nothing measurable
         }
-        await using var connection = new Npgsql.NpgsqlConnection(factory.ConnectionString);
-        await connection.OpenAsync();
-        await using var command = connection.CreateCommand();
-        command.CommandText = """
+        var keys = await PostgresTextsAsync("""
             SELECT c.conrelid::regclass::text || ' -> ' || c.confrelid::regclass::text
             FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
             WHERE c.contype = 'f' AND n.nspname = current_schema()
             ORDER BY 1
-            """;
-        var keys = new List<string>();
-        await using (var reader = await command.ExecuteReaderAsync())
-        {
-            while (await reader.ReadAsync())
-            {
-                keys.Add(reader.GetString(0));
-            }
-        }
+            """);
 
         // Every change inserts into history and events; a constraint there is a lookup per insert.
         Assert.DoesNotContain(keys, k => k.StartsWith("history ", StringComparison.Ordinal) || k.StartsWith("events ", StringComparison.Ordinal));
@@ -338,23 +327,12 @@ public sealed class StoreTests(DeviceOpsFactory factory) : IClassFixture<DeviceO
         {
             return;   // SQLite writes only the indexes that hold a changed column, and keeps location's
         }
-        await using var connection = new Npgsql.NpgsqlConnection(factory.ConnectionString);
-        await connection.OpenAsync();
-        await using var command = connection.CreateCommand();
         // The columns the devices' indexes hold.
-        command.CommandText = """
+        var indexed = await PostgresTextsAsync("""
             SELECT a.attname FROM pg_index i
             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
             WHERE i.indrelid = 'devices'::regclass
-            """;
-        var indexed = new HashSet<string>();
-        await using (var reader = await command.ExecuteReaderAsync())
-        {
-            while (await reader.ReadAsync())
-            {
-                indexed.Add(reader.GetString(0));
-            }
-        }
+            """);
 
         // An indexed column changed makes PostgreSQL write an entry into each of the device's
         // indexes; with none changed the update stays on its page and writes none.
@@ -362,5 +340,20 @@ public sealed class StoreTests(DeviceOpsFactory factory) : IClassFixture<DeviceO
         Assert.DoesNotContain("last_updated", indexed);
         Assert.DoesNotContain("version", indexed);
         Assert.Contains("device_code", indexed);
+    }
+
+    /// <summary>The first column of every row a query on the PostgreSQL test store answers.</summary>
+    private async Task<List<string>> PostgresTextsAsync(string sql)
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(factory.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new Npgsql.NpgsqlCommand(sql, connection);
+        await using var reader = await command.ExecuteReaderAsync();
+        var texts = new List<string>();
+        while (await reader.ReadAsync())
+        {
+            texts.Add(reader.GetString(0));
+        }
+        return texts;
     }
 }

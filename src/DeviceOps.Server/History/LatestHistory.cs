@@ -38,10 +38,6 @@ public sealed class LatestHistory(IOptions<JsonOptions> json)
     /// <summary>Entries read or written, newest first, as they are kept and embedded (<see cref="KeptHistory"/>).</summary>
     public KeptHistory Keep(IReadOnlyList<HistoryEntryResponse> entries)
     {
-        if (entries is KeptHistory kept)
-        {
-            return kept;
-        }
         var slots = new object[entries.Count];
         for (var i = 0; i < slots.Length; i++)
         {
