@@ -48,6 +48,7 @@ public static class StoreExtensions
         services.AddSingleton(provider => new SqlStore(Setting(provider), provider.GetRequiredService<EventSignal>()));
         services.AddSingleton<History.LatestHistory>();
         services.AddSingleton<Operations.UpdateGroups>();
+        services.AddSingleton<Operations.ReadGroups>();
         services.AddHostedService<PlannerStatistics>();
         services.AddScoped<StoreWriter>(provider => IsPostgres(Setting(provider))
             ? new TransactionWriter(provider.GetRequiredService<DeviceOpsDb>(), provider.GetRequiredService<SqlStore>())

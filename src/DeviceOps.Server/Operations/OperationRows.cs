@@ -75,18 +75,24 @@ public static class OperationRows
         {
             return (null, []);
         }
-        var device = found.Device;
-        if (latest.Find(device.Id, device.DeviceCode, newest) is { } known)
-        {
-            return (found, known);
-        }
+        return (found, latest.Find(found.Device.Id, found.Device.DeviceCode, newest)
+            ?? await ReadHistoryUpToAsync(session, found.Device, newest, latest, cancellationToken));
+    }
+
+    /// <summary>
+    /// The device's latest history up to its entry <paramref name="newest"/>, read when
+    /// <see cref="LatestHistory"/> has none current, and kept there.
+    /// </summary>
+    public static async Task<KeptHistory> ReadHistoryUpToAsync(SqlSession session, Device device, long newest, LatestHistory latest,
+        CancellationToken cancellationToken)
+    {
         KeptHistory read;
         await using (var rows = await session.QueryAsync(HistoryUpToSql, [device.Id, newest], cancellationToken))
         {
             read = latest.Keep(await ReadHistoryAsync(rows, device.DeviceCode, cancellationToken));
         }
         latest.Add(device.Id, device.DeviceCode, newest, read);
-        return (found, read);
+        return read;
     }
 
     /// <summary>
@@ -189,8 +195,17 @@ public static class OperationRows
         return set;
     }
 
-    /// <summary>PostgreSQL: the operations of a group of single-operation writes, read in one statement.</summary>
-    private const string LoadAnySql = Columns + NewestEntry + From + " WHERE o.id = ANY($1) AND d.deleted_at IS NULL";
+    /// <summary>
+    /// PostgreSQL: the operations of a group of requests, read in one statement, each by its own
+    /// index lookups. Written as a join on <c>o.id = ANY($1)</c>, PostgreSQL's estimates made it
+    /// hash every device to find a dozen (0.35 ms a group of 13 on 1,000 devices, against 0.09 ms
+    /// looked up one by one, and growing with the fleet); the lateral subquery, which
+    /// <c>OFFSET 0</c> keeps from being merged into the join, reads one operation per id whatever
+    /// the estimates say.
+    /// </summary>
+    private const string LoadAnySql =
+        "SELECT x.* FROM unnest($1::integer[]) AS r(id) CROSS JOIN LATERAL (" + Columns + NewestEntry + From
+        + " WHERE o.id = r.id AND d.deleted_at IS NULL OFFSET 0) AS x";
 
     /// <summary>
     /// PostgreSQL, for <see cref="UpdateGroups"/>: locks the devices of the operations in id order
@@ -199,10 +214,27 @@ public static class OperationRows
     /// under the lock, in one round trip — which also carries the requests' pending token
     /// <paramref name="checks"/>.
     /// </summary>
-    public static async Task<Dictionary<int, (DeviceOperation Operation, long NewestEntry)>> LoadGroupAsync(SqlSession session, int[] ids,
-        IReadOnlyList<RevocationCheck> checks, CancellationToken cancellationToken)
+    public static Task<Dictionary<int, (DeviceOperation Operation, long NewestEntry)>> LoadGroupAsync(SqlSession session, int[] ids,
+        IReadOnlyList<RevocationCheck> checks, CancellationToken cancellationToken) =>
+        LoadAnyAsync(session, ids, checks, lockDevices: true, cancellationToken);
+
+    /// <summary>
+    /// PostgreSQL, for <see cref="ReadGroups"/>: the operations, each with a device of its own
+    /// (whoever may see them: each request's caller is checked by its endpoint) and the id of its
+    /// newest history entry, and the requests' pending token <paramref name="checks"/>, in one
+    /// round trip and no transaction.
+    /// </summary>
+    public static Task<Dictionary<int, (DeviceOperation Operation, long NewestEntry)>> LoadGroupForReadAsync(SqlSession session, int[] ids,
+        IReadOnlyList<RevocationCheck> checks, CancellationToken cancellationToken) =>
+        LoadAnyAsync(session, ids, checks, lockDevices: false, cancellationToken);
+
+    private static async Task<Dictionary<int, (DeviceOperation Operation, long NewestEntry)>> LoadAnyAsync(SqlSession session, int[] ids,
+        IReadOnlyList<RevocationCheck> checks, bool lockDevices, CancellationToken cancellationToken)
     {
-        await session.QueueAsync(LockManySql, [ids], cancellationToken);
+        if (lockDevices)
+        {
+            await session.QueueAsync(LockManySql, [ids], cancellationToken);
+        }
         await session.QueueAsync(LoadAnySql, [ids], cancellationToken);
         if (checks.Count > 0)
         {
@@ -210,7 +242,10 @@ public static class OperationRows
         }
         var found = new Dictionary<int, (DeviceOperation, long)>(ids.Length);
         await using var rows = await session.QueryQueuedAsync(cancellationToken);
-        await rows.Reader.NextResultAsync(cancellationToken);   // past the locks
+        if (lockDevices)
+        {
+            await rows.Reader.NextResultAsync(cancellationToken);   // past the locks
+        }
         while (await rows.Reader.ReadAsync(cancellationToken))
         {
             found[rows.Reader.GetInt32(0)] = (Restore(rows, Device(rows, null)), rows.Reader.IsDBNull(29) ? 0 : rows.Reader.GetInt64(29));

@@ -82,10 +82,9 @@ public static class OperationsApi
     }
 
     public static async Task<Results<Ok<OperationResponse>, NotFoundProblem, ChallengeHttpResult>> Get(
-        int id, HttpContext http, SqlStore store, LatestHistory latest, CancellationToken cancellationToken)
+        int id, HttpContext http, ReadGroups reads, CancellationToken cancellationToken)
     {
-        await using var session = await store.ReadAsync(cancellationToken);
-        var (operation, history) = await OperationRows.ReadAsync(session, id, http.Caller(), RevocationCheck.Pending(http), latest, cancellationToken);
+        var (operation, history) = await reads.ReadAsync(id, http, cancellationToken);
         if (await RevocationCheck.RefusedAsync(http, cancellationToken) is { } refused)
         {
             return refused;
