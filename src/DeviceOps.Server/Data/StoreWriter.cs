@@ -62,11 +62,10 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
     /// <summary>Most requests one commit carries; bounds the latency one group adds.</summary>
     public const int MaxGroup = 256;
 
-    private readonly Channel<Job> _queue = Channel.CreateUnbounded<Job>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly RequestGroups<Job> _queue;
     private readonly string _connectionString;
     private readonly EventSignal _signal;
     private readonly ILogger<SqliteGroupCommit> _logger;
-    private readonly Task _loop;
     private readonly Task _checkpoints;
     private readonly Channel<bool> _checkpointDue = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
 
@@ -87,7 +86,7 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
         _signal = signal;
         _logger = logger;
         _logLimit = logLimit;
-        _loop = Task.Run(RunAsync);
+        _queue = new RequestGroups<Job>(MaxGroup, CommitAsync);
         _checkpoints = Task.Run(CheckpointAsync);
     }
 
@@ -110,39 +109,20 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
     private async Task<T> EnqueueAsync<T>(Func<SqlSession, Task<(object? Result, bool Commit)>> work, CancellationToken cancellationToken)
     {
         var job = new Job(work, cancellationToken);
-        if (!_queue.Writer.TryWrite(job))
+        if (!_queue.TryAdd(job))
         {
             throw new InvalidOperationException("The store is shutting down.");
         }
         return (T)(await job.Completion.Task)!;
     }
 
-    private async Task RunAsync()
+    private async Task CommitAsync(List<Job> group)
     {
-        var group = new List<Job>(MaxGroup);
-        while (await _queue.Reader.WaitToReadAsync())
+        await CommitGroupAsync(group);
+        if (_restartDue)
         {
-            group.Clear();
-            while (group.Count < MaxGroup && _queue.Reader.TryRead(out var job))
-            {
-                if (job.Cancellation.IsCancellationRequested)
-                {
-                    job.Completion.TrySetCanceled(job.Cancellation);
-                }
-                else
-                {
-                    group.Add(job);
-                }
-            }
-            if (group.Count > 0)
-            {
-                await CommitGroupAsync(group);
-            }
-            if (_restartDue)
-            {
-                _restartDue = false;
-                CatchUpLog();
-            }
+            _restartDue = false;
+            CatchUpLog();
         }
     }
 
@@ -329,15 +309,16 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _queue.Writer.TryComplete();
-        await _loop;
+        await _queue.DisposeAsync();
         _checkpointDue.Writer.TryComplete();
         await _checkpoints;
         await ResetAsync();
     }
 
-    private sealed record Job(Func<SqlSession, Task<(object? Result, bool Commit)>> Work, CancellationToken Cancellation)
+    private sealed record Job(Func<SqlSession, Task<(object? Result, bool Commit)>> Work, CancellationToken Cancellation) : IGroupedRequest
     {
         public TaskCompletionSource<object?> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Cancel() => Completion.TrySetCanceled(Cancellation);
     }
 }

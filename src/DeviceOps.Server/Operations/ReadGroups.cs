@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using DeviceOps.Auth;
 using DeviceOps.Data;
 using DeviceOps.History;
@@ -33,8 +32,7 @@ public sealed class ReadGroups : IAsyncDisposable
     private readonly SqlStore _sql;
     private readonly LatestHistory _latest;
     private readonly ILogger<ReadGroups> _logger;
-    private readonly Channel<Request>? _queue;
-    private readonly Task? _worker;
+    private readonly RequestGroups<Request>? _queue;
 
     public ReadGroups(SqlStore sql, LatestHistory latest, ILogger<ReadGroups> logger)
     {
@@ -43,8 +41,7 @@ public sealed class ReadGroups : IAsyncDisposable
         _logger = logger;
         if (sql.IsPostgres)
         {
-            _queue = Channel.CreateUnbounded<Request>(new UnboundedChannelOptions { SingleReader = true });
-            _worker = Task.Run(RunAsync);
+            _queue = new RequestGroups<Request>(MaxGroup, ReadAsync);
         }
     }
 
@@ -59,7 +56,7 @@ public sealed class ReadGroups : IAsyncDisposable
         if (_queue is not null)
         {
             var request = new Request(id, RevocationCheck.Pending(http), cancellationToken);
-            if (_queue.Writer.TryWrite(request) && await request.Completion.Task is { } read)
+            if (_queue.TryAdd(request) && await request.Completion.Task is { } read)
             {
                 var (operation, newest) = read;
                 if (operation is null || request.Check?.Refusal is not null || !caller.CanSee(operation.Device.OrganizationId))
@@ -76,30 +73,6 @@ public sealed class ReadGroups : IAsyncDisposable
         }
         await using var session = await _sql.ReadAsync(cancellationToken);
         return await OperationRows.ReadAsync(session, id, caller, RevocationCheck.Pending(http), _latest, cancellationToken);
-    }
-
-    private async Task RunAsync()
-    {
-        var group = new List<Request>(MaxGroup);
-        while (await _queue!.Reader.WaitToReadAsync())
-        {
-            group.Clear();
-            while (group.Count < MaxGroup && _queue.Reader.TryRead(out var request))
-            {
-                if (request.Cancellation.IsCancellationRequested)
-                {
-                    request.Completion.TrySetCanceled(request.Cancellation);
-                }
-                else
-                {
-                    group.Add(request);
-                }
-            }
-            if (group.Count > 0)
-            {
-                await ReadAsync(group);
-            }
-        }
     }
 
     private async Task ReadAsync(List<Request> group)
@@ -128,17 +101,9 @@ public sealed class ReadGroups : IAsyncDisposable
         }
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        if (_queue is null)
-        {
-            return;
-        }
-        _queue.Writer.TryComplete();
-        await _worker!;
-    }
+    public ValueTask DisposeAsync() => _queue?.DisposeAsync() ?? ValueTask.CompletedTask;
 
-    private sealed class Request(int id, RevocationCheck? check, CancellationToken cancellation)
+    private sealed class Request(int id, RevocationCheck? check, CancellationToken cancellation) : IGroupedRequest
     {
         public int Id { get; } = id;
         public RevocationCheck? Check { get; } = check;
@@ -147,5 +112,7 @@ public sealed class ReadGroups : IAsyncDisposable
         /// <summary>The operation read (null when not found) with its device's newest entry; null when the group failed.</summary>
         public TaskCompletionSource<(DeviceOperation? Operation, long NewestEntry)?> Completion { get; } =
             new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Cancel() => Completion.TrySetCanceled(Cancellation);
     }
 }

@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using DeviceOps.Auth;
 using DeviceOps.Data;
 using DeviceOps.Events;
@@ -40,8 +39,7 @@ public sealed class UpdateGroups : IAsyncDisposable
     private readonly EventSignal _signal;
     private readonly ILogger<UpdateGroups> _logger;
     private readonly LatestHistory _latest;
-    private readonly Channel<Request>? _queue;
-    private readonly Task? _worker;
+    private readonly RequestGroups<Request>? _queue;
 
     public UpdateGroups(SqlStore sql, LatestHistory latest, EventSignal signal, ILogger<UpdateGroups> logger)
     {
@@ -51,8 +49,7 @@ public sealed class UpdateGroups : IAsyncDisposable
         _logger = logger;
         if (sql.IsPostgres)
         {
-            _queue = Channel.CreateUnbounded<Request>(new UnboundedChannelOptions { SingleReader = true });
-            _worker = Task.Run(RunAsync);
+            _queue = new RequestGroups<Request>(MaxGroup, WriteAsync);
         }
     }
 
@@ -63,31 +60,7 @@ public sealed class UpdateGroups : IAsyncDisposable
     public Task<UpdateResult?> UpdateAsync(int id, OperationInput input, HttpContext http, TimeProvider clock, CancellationToken cancellationToken)
     {
         var request = new Request(id, input, http, clock, cancellationToken);
-        return _queue!.Writer.TryWrite(request) ? request.Completion.Task : Task.FromResult<UpdateResult?>(null);
-    }
-
-    private async Task RunAsync()
-    {
-        var group = new List<Request>(MaxGroup);
-        while (await _queue!.Reader.WaitToReadAsync())
-        {
-            group.Clear();
-            while (group.Count < MaxGroup && _queue.Reader.TryRead(out var request))
-            {
-                if (request.Cancellation.IsCancellationRequested)
-                {
-                    request.Completion.TrySetCanceled(request.Cancellation);
-                }
-                else
-                {
-                    group.Add(request);
-                }
-            }
-            if (group.Count > 0)
-            {
-                await WriteAsync(group);
-            }
-        }
+        return _queue!.TryAdd(request) ? request.Completion.Task : Task.FromResult<UpdateResult?>(null);
     }
 
     private async Task WriteAsync(List<Request> group)
@@ -246,15 +219,7 @@ public sealed class UpdateGroups : IAsyncDisposable
         }
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        if (_queue is null)
-        {
-            return;
-        }
-        _queue.Writer.TryComplete();
-        await _worker!;
-    }
+    public ValueTask DisposeAsync() => _queue?.DisposeAsync() ?? ValueTask.CompletedTask;
 
     /// <summary>
     /// A request whose change the group stores: its entries are <paramref name="Entries"/> of the
@@ -265,6 +230,7 @@ public sealed class UpdateGroups : IAsyncDisposable
         KeptHistory? Known);
 
     private sealed class Request(int id, OperationInput input, HttpContext http, TimeProvider clock, CancellationToken cancellation)
+        : IGroupedRequest
     {
         public int Id { get; } = id;
         public OperationInput Input { get; } = input;
@@ -272,5 +238,7 @@ public sealed class UpdateGroups : IAsyncDisposable
         public TimeProvider Clock { get; } = clock;
         public CancellationToken Cancellation { get; } = cancellation;
         public TaskCompletionSource<UpdateResult?> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Cancel() => Completion.TrySetCanceled(Cancellation);
     }
 }
