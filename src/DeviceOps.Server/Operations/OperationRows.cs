@@ -231,6 +231,7 @@ public static class OperationRows
     private static async Task<Dictionary<int, (DeviceOperation Operation, long NewestEntry)>> LoadAnyAsync(SqlSession session, int[] ids,
         IReadOnlyList<RevocationCheck> checks, bool lockDevices, CancellationToken cancellationToken)
     {
+        ids = [.. ids.Distinct()];   // the lookups read a row per id given
         if (lockDevices)
         {
             await session.QueueAsync(LockManySql, [ids], cancellationToken);
