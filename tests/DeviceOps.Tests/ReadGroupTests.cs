@@ -20,17 +20,17 @@ public sealed class ReadGroupTests(DeviceOpsFactory factory) : IClassFixture<Dev
             return;   // PostgreSQL's groups of reads
         }
         using var admin = factory.Admin();
-        var targets = await DevicesWithOperationsAsync(admin, 10);
+        var targets = await Seeder.DevicesWithOperationsAsync(admin, 10);
         for (var i = 0; i < targets.Length; i += 2)
         {
-            var moved = await admin.PatchJsonAsync(OperationUrl(targets[i].Operation), new JsonObject { ["location"] = $"Shelf {i}" });
+            var moved = await admin.PatchJsonAsync(Api.OperationUrl(targets[i].Operation), new JsonObject { ["location"] = $"Shelf {i}" });
             Assert.Equal(HttpStatusCode.OK, moved.StatusCode);
         }
         var gone = await DeletedDeviceOperationAsync(admin);
-        var urls = targets.Select(t => OperationUrl(t.Operation)).ToList();
+        var urls = targets.Select(t => Api.OperationUrl(t.Operation)).ToList();
 
         var (_, together) = await ReadTogetherAsync(targets[0].Operation, () =>
-            [.. urls.Concat(urls).Append($"{Api.Operations}2000000000/").Append(OperationUrl(gone)).Select(url => GetAsync(url))]);
+            [.. urls.Concat(urls).Append($"{Api.Operations}2000000000/").Append(Api.OperationUrl(gone)).Select(url => GetAsync(url))]);
 
         for (var i = 0; i < 2 * urls.Count; i++)
         {
@@ -64,9 +64,9 @@ public sealed class ReadGroupTests(DeviceOpsFactory factory) : IClassFixture<Dev
 
         var (_, together) = await ReadTogetherAsync(visible, () =>
         [
-            GetAsync(OperationUrl(visible), secret),
-            GetAsync(OperationUrl(hidden), secret),
-            GetAsync(OperationUrl(hidden)),
+            GetAsync(Api.OperationUrl(visible), secret),
+            GetAsync(Api.OperationUrl(hidden), secret),
+            GetAsync(Api.OperationUrl(hidden)),
         ]);
 
         Assert.Equal(HttpStatusCode.OK, together[0].StatusCode);
@@ -92,19 +92,19 @@ public sealed class ReadGroupTests(DeviceOpsFactory factory) : IClassFixture<Dev
         var (_, operation) = await Seeder.DeviceWithOperationAsync(admin);
         var user = $"{Seeder.Unique("grouped")}@example.com";
         var secret = await factory.TokenAsync(user, ["operations:read"]);
-        Assert.Equal(HttpStatusCode.OK, (await GetAsync(OperationUrl(operation), secret)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await GetAsync(Api.OperationUrl(operation), secret)).StatusCode);
         var id = (await admin.GetJsonAsync($"{Api.Tokens}?user={Uri.EscapeDataString(user)}"))["results"]![0]!["id"]!.GetValue<int>();
         await ExecuteAsync($"UPDATE tokens SET revoked_at = now() WHERE id = {id}");
 
         var (_, together) = await ReadTogetherAsync(operation, () =>
-            [GetAsync(OperationUrl(operation)), GetAsync(OperationUrl(operation), secret), GetAsync(OperationUrl(operation))]);
+            [GetAsync(Api.OperationUrl(operation)), GetAsync(Api.OperationUrl(operation), secret), GetAsync(Api.OperationUrl(operation))]);
 
         Assert.Equal(HttpStatusCode.OK, together[0].StatusCode);
         var refused = await together[1].AssertProblemAsync(HttpStatusCode.Unauthorized, "invalid_token");
         Assert.DoesNotContain(operation["device_id"]!.GetValue<string>(), refused.ToJsonString());
         Assert.Equal(HttpStatusCode.OK, together[2].StatusCode);
         // And from now on without the store: the cache has let it go.
-        await (await GetAsync(OperationUrl(operation), secret)).AssertProblemAsync(HttpStatusCode.Unauthorized, "invalid_token");
+        await (await GetAsync(Api.OperationUrl(operation), secret)).AssertProblemAsync(HttpStatusCode.Unauthorized, "invalid_token");
     }
 
     /// <summary>Every store: a GET sent after a change was answered shows the change, under concurrent reads and writes of other operations.</summary>
@@ -112,7 +112,7 @@ public sealed class ReadGroupTests(DeviceOpsFactory factory) : IClassFixture<Dev
     public async Task EachReadAfterAChangeShowsIt()
     {
         using var admin = factory.Admin();
-        var targets = await DevicesWithOperationsAsync(admin, 8);
+        var targets = await Seeder.DevicesWithOperationsAsync(admin, 8);
 
         await Task.WhenAll(targets.Select(async (t, i) =>
         {
@@ -120,9 +120,9 @@ public sealed class ReadGroupTests(DeviceOpsFactory factory) : IClassFixture<Dev
             for (var round = 0; round < 6; round++)
             {
                 var location = $"Rack {i}-{round}";
-                var changed = await client.PatchJsonAsync(OperationUrl(t.Operation), new JsonObject { ["location"] = location });
+                var changed = await client.PatchJsonAsync(Api.OperationUrl(t.Operation), new JsonObject { ["location"] = location });
                 Assert.Equal(HttpStatusCode.OK, changed.StatusCode);
-                var read = await client.GetAsync(OperationUrl(t.Operation));
+                var read = await client.GetAsync(Api.OperationUrl(t.Operation));
                 Assert.Equal(changed.Headers.ETag, read.Headers.ETag);
                 var body = await read.BodyAsync();
                 Assert.Equal(location, body["location"]!.GetValue<string>());
@@ -146,7 +146,7 @@ public sealed class ReadGroupTests(DeviceOpsFactory factory) : IClassFixture<Dev
         {
             await command.ExecuteNonQueryAsync();
         }
-        var first = GetAsync(OperationUrl(firstOperation));
+        var first = GetAsync(Api.OperationUrl(firstOperation));
         await Task.Delay(300);
         var rest = others();
         await Task.Delay(700);
@@ -160,21 +160,10 @@ public sealed class ReadGroupTests(DeviceOpsFactory factory) : IClassFixture<Dev
     private static async Task<JsonObject> DeletedDeviceOperationAsync(HttpClient admin)
     {
         var (device, operation) = await Seeder.DeviceWithOperationAsync(admin, operationStatus: "completed");
-        var retired = await admin.PatchJsonAsync(DeviceUrl(device), new JsonObject { ["operational_status"] = "decommissioned" });
+        var retired = await admin.PatchJsonAsync(Api.DeviceUrl(device), new JsonObject { ["operational_status"] = "decommissioned" });
         Assert.Equal(HttpStatusCode.OK, retired.StatusCode);
-        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync(DeviceUrl(device))).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync(Api.DeviceUrl(device))).StatusCode);
         return operation;
-    }
-
-    private static async Task<(JsonObject Device, JsonObject Operation, string Code)[]> DevicesWithOperationsAsync(HttpClient admin, int count)
-    {
-        var targets = new (JsonObject, JsonObject, string)[count];
-        for (var i = 0; i < count; i++)
-        {
-            var (device, operation) = await Seeder.DeviceWithOperationAsync(admin);
-            targets[i] = (device, operation, device["device_id"]!.GetValue<string>());
-        }
-        return targets;
     }
 
     private async Task<HttpResponseMessage> GetAsync(string url, string? token = null)
@@ -192,8 +181,4 @@ public sealed class ReadGroupTests(DeviceOpsFactory factory) : IClassFixture<Dev
         await using var command = new NpgsqlCommand(sql, connection);
         await command.ExecuteNonQueryAsync();
     }
-
-    private static string OperationUrl(JsonObject operation) => $"{Api.Operations}{operation["id"]}/";
-
-    private static string DeviceUrl(JsonObject device) => $"{Api.Devices}{device["id"]}/";
 }

@@ -8,24 +8,22 @@ public sealed class TransitionTests(DeviceOpsFactory factory) : IClassFixture<De
 {
     private static string Code(JsonObject device) => device["device_id"]!.GetValue<string>();
 
-    private static string OperationUrl(JsonObject operation) => $"{Api.Operations}{operation["id"]!.GetValue<int>()}/";
-
     [Fact]
     public async Task MovingACompletedOperationBackReturns409WithNoAllowedStatesAndChangesNothing()
     {
         using var admin = factory.Admin();
         var (device, operation) = await Seeder.DeviceWithOperationAsync(admin, operationStatus: "completed");
-        var before = await admin.GetJsonAsync(OperationUrl(operation));
+        var before = await admin.GetJsonAsync(Api.OperationUrl(operation));
         var history = await Seeder.HistoryAsync(admin, Code(device));
 
-        var response = await admin.PatchJsonAsync(OperationUrl(operation), new JsonObject { ["status"] = "in_progress", ["location"] = "Elsewhere" });
+        var response = await admin.PatchJsonAsync(Api.OperationUrl(operation), new JsonObject { ["status"] = "in_progress", ["location"] = "Elsewhere" });
 
         var problem = await response.AssertProblemAsync(HttpStatusCode.Conflict, "invalid_transition");
         Assert.Equal("status", problem["field"]!.GetValue<string>());
         Assert.Equal("completed", problem["from"]!.GetValue<string>());
         Assert.Equal("in_progress", problem["to"]!.GetValue<string>());
         Assert.Empty(problem["allowed_next_states"]!.AsArray());
-        Assert.True(JsonNode.DeepEquals(before, await admin.GetJsonAsync(OperationUrl(operation))));
+        Assert.True(JsonNode.DeepEquals(before, await admin.GetJsonAsync(Api.OperationUrl(operation))));
         Assert.Equal(history.Count, (await Seeder.HistoryAsync(admin, Code(device))).Count);
     }
 
@@ -35,7 +33,7 @@ public sealed class TransitionTests(DeviceOpsFactory factory) : IClassFixture<De
         using var admin = factory.Admin();
         var (_, operation) = await Seeder.DeviceWithOperationAsync(admin, operationStatus: "scheduled");
 
-        var response = await admin.PatchJsonAsync(OperationUrl(operation), new JsonObject { ["status"] = "pending" });
+        var response = await admin.PatchJsonAsync(Api.OperationUrl(operation), new JsonObject { ["status"] = "pending" });
 
         var problem = await response.AssertProblemAsync(HttpStatusCode.Conflict, "invalid_transition");
         Assert.Equal(["in_progress", "completed", "failed", "cancelled"],
@@ -48,7 +46,7 @@ public sealed class TransitionTests(DeviceOpsFactory factory) : IClassFixture<De
         using var admin = factory.Admin();
         var (device, operation) = await Seeder.DeviceWithOperationAsync(admin, operationStatus: "pending");
 
-        var response = await admin.PatchJsonAsync(OperationUrl(operation), new JsonObject { ["status"] = "completed" });
+        var response = await admin.PatchJsonAsync(Api.OperationUrl(operation), new JsonObject { ["status"] = "completed" });
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var body = await response.BodyAsync();
@@ -67,7 +65,7 @@ public sealed class TransitionTests(DeviceOpsFactory factory) : IClassFixture<De
         var (_, operation) = await Seeder.DeviceWithOperationAsync(admin, operationStatus: "scheduled");
         Assert.Null(operation["started_at"]);
 
-        var body = await (await admin.PatchJsonAsync(OperationUrl(operation), new JsonObject { ["status"] = "in_progress" })).BodyAsync();
+        var body = await (await admin.PatchJsonAsync(Api.OperationUrl(operation), new JsonObject { ["status"] = "in_progress" })).BodyAsync();
 
         Assert.Equal("2026-03-01T12:00:00Z", body["started_at"]!.GetValue<string>());
     }
@@ -77,15 +75,15 @@ public sealed class TransitionTests(DeviceOpsFactory factory) : IClassFixture<De
     {
         using var admin = factory.Admin();
         var (device, operation) = await Seeder.DeviceWithOperationAsync(admin, deviceStatus: "provisioning", operationStatus: "in_progress");
-        var before = await admin.GetJsonAsync(OperationUrl(operation));
+        var before = await admin.GetJsonAsync(Api.OperationUrl(operation));
 
-        var response = await admin.PatchJsonAsync(OperationUrl(operation),
+        var response = await admin.PatchJsonAsync(Api.OperationUrl(operation),
             new JsonObject { ["status"] = "completed", ["operational_status"] = "maintenance" });
 
         var problem = await response.AssertProblemAsync(HttpStatusCode.Conflict, "invalid_transition");
         Assert.Equal("operational_status", problem["field"]!.GetValue<string>());
         Assert.Equal(["active", "decommissioned"], problem["allowed_next_states"]!.AsArray().Select(s => s!.GetValue<string>()));
-        Assert.True(JsonNode.DeepEquals(before, await admin.GetJsonAsync(OperationUrl(operation))));
+        Assert.True(JsonNode.DeepEquals(before, await admin.GetJsonAsync(Api.OperationUrl(operation))));
         Assert.Equal("provisioning", (await admin.GetJsonAsync($"{Api.Devices}{device["id"]}/"))["operational_status"]!.GetValue<string>());
     }
 
@@ -129,11 +127,11 @@ public sealed class TransitionTests(DeviceOpsFactory factory) : IClassFixture<De
     {
         using var admin = factory.Admin();
         var (device, operation) = await Seeder.DeviceWithOperationAsync(admin, operationStatus: "pending");
-        var completed = await (await admin.PatchJsonAsync(OperationUrl(operation), new JsonObject { ["status"] = "completed" })).BodyAsync();
+        var completed = await (await admin.PatchJsonAsync(Api.OperationUrl(operation), new JsonObject { ["status"] = "completed" })).BodyAsync();
         Assert.NotNull(completed["completed_at"]);
         factory.Clock.Advance(TimeSpan.FromHours(1));
 
-        var response = await admin.PatchJsonAsync(OperationUrl(operation),
+        var response = await admin.PatchJsonAsync(Api.OperationUrl(operation),
             new JsonObject { ["status"] = "in_progress", ["justification"] = "Closed too early, ticket OPS-9" });
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
@@ -148,7 +146,7 @@ public sealed class TransitionTests(DeviceOpsFactory factory) : IClassFixture<De
         Assert.Equal("Closed too early, ticket OPS-9", entry["justification"]!.GetValue<string>());
 
         // Completing it again stamps the new completion time.
-        var again = await (await admin.PatchJsonAsync(OperationUrl(operation), new JsonObject { ["status"] = "completed" })).BodyAsync();
+        var again = await (await admin.PatchJsonAsync(Api.OperationUrl(operation), new JsonObject { ["status"] = "completed" })).BodyAsync();
         Assert.Equal(body["started_at"]!.GetValue<string>(), again["completed_at"]!.GetValue<string>());
     }
 
@@ -159,7 +157,7 @@ public sealed class TransitionTests(DeviceOpsFactory factory) : IClassFixture<De
         var (device, operation) = await Seeder.DeviceWithOperationAsync(admin);
         var history = await Seeder.HistoryAsync(admin, Code(device));
 
-        var response = await admin.PatchJsonAsync(OperationUrl(operation),
+        var response = await admin.PatchJsonAsync(Api.OperationUrl(operation),
             new JsonObject { ["status"] = "in_progress", ["operational_status"] = "active" });
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);

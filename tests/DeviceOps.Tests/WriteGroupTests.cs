@@ -17,12 +17,12 @@ public sealed class WriteGroupTests(DeviceOpsFactory factory) : IClassFixture<De
     public async Task ConcurrentChangesOfManyDevicesEachAnswerWithTheirOwnChangeAndLog()
     {
         using var admin = factory.Admin();
-        var targets = await DevicesWithOperationsAsync(admin, 24);
+        var targets = await Seeder.DevicesWithOperationsAsync(admin, 24);
 
         var answers = await Task.WhenAll(targets.Select(async (t, i) =>
         {
             using var client = factory.Admin();
-            var response = await client.PatchJsonAsync(OperationUrl(t.Operation), new JsonObject { ["location"] = $"Aisle {i}" });
+            var response = await client.PatchJsonAsync(Api.OperationUrl(t.Operation), new JsonObject { ["location"] = $"Aisle {i}" });
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             return (Tag: response.Headers.ETag, Body: await response.BodyAsync());
         }));
@@ -40,7 +40,7 @@ public sealed class WriteGroupTests(DeviceOpsFactory factory) : IClassFixture<De
             Assert.Equal(log.Take(20).Select(e => e!.ToJsonString()), shown.Select(e => e!.ToJsonString()));
             Assert.Single(log, e => e!["action"]!.GetValue<string>() == "relocation" && e["operation_id"] is not null);
             // And its ETag is the one the operation now has.
-            var current = await admin.GetAsync(OperationUrl(targets[i].Operation));
+            var current = await admin.GetAsync(Api.OperationUrl(targets[i].Operation));
             Assert.Equal(current.Headers.ETag, tag);
         }
     }
@@ -49,16 +49,16 @@ public sealed class WriteGroupTests(DeviceOpsFactory factory) : IClassFixture<De
     public async Task RefusedRequestsAmongConcurrentChangesChangeNothingAndFailNoOther()
     {
         using var admin = factory.Admin();
-        var targets = await DevicesWithOperationsAsync(admin, 12);
+        var targets = await Seeder.DevicesWithOperationsAsync(admin, 12);
         var (staleDevice, staleOperation) = await Seeder.DeviceWithOperationAsync(admin);
         var (closedDevice, closedOperation) = await Seeder.DeviceWithOperationAsync(admin, operationStatus: "completed");
         var staleLog = await Seeder.HistoryAsync(admin, Code(staleDevice));
         var closedLog = await Seeder.HistoryAsync(admin, Code(closedDevice));
 
-        var stale = SendAsync(HttpMethod.Patch, OperationUrl(staleOperation), new JsonObject { ["location"] = "Never" }, ifMatch: "\"999\"");
-        var refused = SendAsync(HttpMethod.Patch, OperationUrl(closedOperation), new JsonObject { ["status"] = "in_progress", ["location"] = "Never" });
+        var stale = SendAsync(HttpMethod.Patch, Api.OperationUrl(staleOperation), new JsonObject { ["location"] = "Never" }, ifMatch: "\"999\"");
+        var refused = SendAsync(HttpMethod.Patch, Api.OperationUrl(closedOperation), new JsonObject { ["status"] = "in_progress", ["location"] = "Never" });
         var missing = SendAsync(HttpMethod.Patch, $"{Api.Operations}2000000000/", new JsonObject { ["location"] = "Never" });
-        var applied = targets.Select((t, i) => SendAsync(HttpMethod.Patch, OperationUrl(t.Operation), new JsonObject { ["location"] = $"Bay {i}" })).ToList();
+        var applied = targets.Select((t, i) => SendAsync(HttpMethod.Patch, Api.OperationUrl(t.Operation), new JsonObject { ["location"] = $"Bay {i}" })).ToList();
         await Task.WhenAll([stale, refused, missing, .. applied]);
 
         await (await stale).AssertProblemAsync(HttpStatusCode.PreconditionFailed, "precondition_failed");
@@ -68,10 +68,10 @@ public sealed class WriteGroupTests(DeviceOpsFactory factory) : IClassFixture<De
         {
             var response = await applied[i];
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-            Assert.Equal($"Bay {i}", (await admin.GetJsonAsync(DeviceUrl(targets[i].Device)))["location"]!.GetValue<string>());
+            Assert.Equal($"Bay {i}", (await admin.GetJsonAsync(Api.DeviceUrl(targets[i].Device)))["location"]!.GetValue<string>());
         }
-        Assert.Equal(staleDevice["location"]!.GetValue<string>(), (await admin.GetJsonAsync(DeviceUrl(staleDevice)))["location"]!.GetValue<string>());
-        Assert.Equal(closedDevice["location"]!.GetValue<string>(), (await admin.GetJsonAsync(DeviceUrl(closedDevice)))["location"]!.GetValue<string>());
+        Assert.Equal(staleDevice["location"]!.GetValue<string>(), (await admin.GetJsonAsync(Api.DeviceUrl(staleDevice)))["location"]!.GetValue<string>());
+        Assert.Equal(closedDevice["location"]!.GetValue<string>(), (await admin.GetJsonAsync(Api.DeviceUrl(closedDevice)))["location"]!.GetValue<string>());
         Assert.Equal(staleLog.ToJsonString(), (await Seeder.HistoryAsync(admin, Code(staleDevice))).ToJsonString());
         Assert.Equal(closedLog.ToJsonString(), (await Seeder.HistoryAsync(admin, Code(closedDevice))).ToJsonString());
     }
@@ -89,7 +89,7 @@ public sealed class WriteGroupTests(DeviceOpsFactory factory) : IClassFixture<De
             return;   // PostgreSQL's groups of operation writes
         }
         using var admin = factory.Admin();
-        var targets = await DevicesWithOperationsAsync(admin, 12);
+        var targets = await Seeder.DevicesWithOperationsAsync(admin, 12);
         var (heldDevice, heldOperation) = await Seeder.DeviceWithOperationAsync(admin);
         var poison = Seeder.Unique("Poison");
         await using var connection = new NpgsqlConnection(factory.ConnectionString);
@@ -105,7 +105,7 @@ public sealed class WriteGroupTests(DeviceOpsFactory factory) : IClassFixture<De
             var poisoned = targets[5];
             var poisonedLog = await Seeder.HistoryAsync(admin, poisoned.Code);
             var (first, rest) = await WrittenTogetherAsync(heldDevice, heldOperation, () => targets.Select((t, i) =>
-                SendAsync(HttpMethod.Patch, OperationUrl(t.Operation), new JsonObject { ["location"] = t == poisoned ? poison : $"Shelf {i}" })).ToList());
+                SendAsync(HttpMethod.Patch, Api.OperationUrl(t.Operation), new JsonObject { ["location"] = t == poisoned ? poison : $"Shelf {i}" })).ToList());
 
             Assert.Equal(HttpStatusCode.OK, first.StatusCode);
             for (var i = 0; i < targets.Length; i++)
@@ -118,7 +118,7 @@ public sealed class WriteGroupTests(DeviceOpsFactory factory) : IClassFixture<De
                 }
                 Assert.Equal(HttpStatusCode.OK, rest[i].StatusCode);
                 Assert.Equal($"Shelf {i}", (await rest[i].BodyAsync())["location"]!.GetValue<string>());
-                Assert.Equal($"Shelf {i}", (await admin.GetJsonAsync(DeviceUrl(targets[i].Device)))["location"]!.GetValue<string>());
+                Assert.Equal($"Shelf {i}", (await admin.GetJsonAsync(Api.DeviceUrl(targets[i].Device)))["location"]!.GetValue<string>());
             }
             Assert.Equal(poisonedLog.ToJsonString(), (await Seeder.HistoryAsync(admin, poisoned.Code)).ToJsonString());
         }
@@ -137,10 +137,10 @@ public sealed class WriteGroupTests(DeviceOpsFactory factory) : IClassFixture<De
             return;   // PostgreSQL's groups of operation writes
         }
         using var admin = factory.Admin();
-        var targets = await DevicesWithOperationsAsync(admin, 8);
+        var targets = await Seeder.DevicesWithOperationsAsync(admin, 8);
         var (heldDevice, heldOperation) = await Seeder.DeviceWithOperationAsync(admin);
         var keys = targets.Select(_ => Guid.NewGuid().ToString()).ToArray();
-        Func<int, Task<HttpResponseMessage>> send = i => SendAsync(HttpMethod.Put, OperationUrl(targets[i].Operation), new JsonObject
+        Func<int, Task<HttpResponseMessage>> send = i => SendAsync(HttpMethod.Put, Api.OperationUrl(targets[i].Operation), new JsonObject
         {
             ["device_id"] = targets[i].Code,
             ["operation_type"] = "maintenance",
@@ -179,13 +179,13 @@ public sealed class WriteGroupTests(DeviceOpsFactory factory) : IClassFixture<De
             return;   // PostgreSQL's groups of operation writes
         }
         using var admin = factory.Admin();
-        var targets = await DevicesWithOperationsAsync(admin, 8);
+        var targets = await Seeder.DevicesWithOperationsAsync(admin, 8);
         var (heldDevice, heldOperation) = await Seeder.DeviceWithOperationAsync(admin);
         var user = $"{Seeder.Unique("grouped")}@example.com";
         var secret = await factory.TokenAsync(user, ["operations:read", "operations:write"]);
         using (var cached = factory.WithToken(secret))
         {
-            Assert.Equal(HttpStatusCode.OK, (await cached.GetAsync(OperationUrl(targets[0].Operation))).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await cached.GetAsync(Api.OperationUrl(targets[0].Operation))).StatusCode);
         }
         var id = (await admin.GetJsonAsync($"{Api.Tokens}?user={Uri.EscapeDataString(user)}"))["results"]![0]!["id"]!.GetValue<int>();
         // Revoked in the store, as another instance or `token revoke` would: this instance's cache still holds it.
@@ -202,13 +202,13 @@ public sealed class WriteGroupTests(DeviceOpsFactory factory) : IClassFixture<De
         }
 
         var (first, rest) = await WrittenTogetherAsync(heldDevice, heldOperation, () => targets.Select((t, i) =>
-            SendAsync(HttpMethod.Patch, OperationUrl(t.Operation), new JsonObject { ["location"] = $"Row {i}" },
+            SendAsync(HttpMethod.Patch, Api.OperationUrl(t.Operation), new JsonObject { ["location"] = $"Row {i}" },
                 token: revoked.Contains(i) ? secret : null)).ToList());
 
         Assert.Equal(HttpStatusCode.OK, first.StatusCode);
         for (var i = 0; i < targets.Length; i++)
         {
-            var location = (await admin.GetJsonAsync(DeviceUrl(targets[i].Device)))["location"]!.GetValue<string>();
+            var location = (await admin.GetJsonAsync(Api.DeviceUrl(targets[i].Device)))["location"]!.GetValue<string>();
             if (revoked.Contains(i))
             {
                 await rest[i].AssertProblemAsync(HttpStatusCode.Unauthorized, "invalid_token");
@@ -233,24 +233,13 @@ public sealed class WriteGroupTests(DeviceOpsFactory factory) : IClassFixture<De
         await holder.OpenAsync();
         var transaction = await holder.BeginTransactionAsync();
         await ExecuteAsync(holder, $"SELECT 1 FROM devices WHERE id = {heldDevice["id"]} FOR UPDATE");
-        var first = SendAsync(HttpMethod.Patch, OperationUrl(heldOperation), new JsonObject { ["location"] = "Held" });
+        var first = SendAsync(HttpMethod.Patch, Api.OperationUrl(heldOperation), new JsonObject { ["location"] = "Held" });
         await Task.Delay(300);
         var rest = others();
         await Task.Delay(700);
         Assert.False(first.IsCompleted);
         await transaction.RollbackAsync();
         return (await first, await Task.WhenAll(rest));
-    }
-
-    private static async Task<(JsonObject Device, JsonObject Operation, string Code)[]> DevicesWithOperationsAsync(HttpClient admin, int count)
-    {
-        var targets = new (JsonObject, JsonObject, string)[count];
-        for (var i = 0; i < count; i++)
-        {
-            var (device, operation) = await Seeder.DeviceWithOperationAsync(admin);
-            targets[i] = (device, operation, Code(device));
-        }
-        return targets;
     }
 
     private async Task<HttpResponseMessage> SendAsync(HttpMethod method, string url, JsonNode body, string? ifMatch = null, string? idempotencyKey = null,
@@ -278,8 +267,4 @@ public sealed class WriteGroupTests(DeviceOpsFactory factory) : IClassFixture<De
     }
 
     private static string Code(JsonObject device) => device["device_id"]!.GetValue<string>();
-
-    private static string OperationUrl(JsonObject operation) => $"{Api.Operations}{operation["id"]}/";
-
-    private static string DeviceUrl(JsonObject device) => $"{Api.Devices}{device["id"]}/";
 }

@@ -17,6 +17,12 @@ public static class Api
     public static readonly string SeedRequest = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "seed", "example-request.json"));
     public static readonly string SeedResponse = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "seed", "example-response.json"));
 
+    /// <summary>The URL of an operation, from its answer.</summary>
+    public static string OperationUrl(JsonObject operation) => $"{Operations}{operation["id"]}/";
+
+    /// <summary>The URL of a device, from its answer.</summary>
+    public static string DeviceUrl(JsonObject device) => $"{Devices}{device["id"]}/";
+
     public static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 
     public static StringContent Json(JsonNode node) => Json(node.ToJsonString());

@@ -68,6 +68,18 @@ public static class Seeder
         return (device, operation);
     }
 
+    /// <summary><paramref name="count"/> devices, each with an open operation, and each device's code.</summary>
+    public static async Task<(JsonObject Device, JsonObject Operation, string Code)[]> DevicesWithOperationsAsync(HttpClient admin, int count)
+    {
+        var targets = new (JsonObject, JsonObject, string)[count];
+        for (var i = 0; i < count; i++)
+        {
+            var (device, operation) = await DeviceWithOperationAsync(admin);
+            targets[i] = (device, operation, device["device_id"]!.GetValue<string>());
+        }
+        return targets;
+    }
+
     /// <summary>Every history entry of a device, newest first, read through the log endpoint.</summary>
     public static async Task<JsonArray> HistoryAsync(HttpClient client, string deviceCode)
     {
