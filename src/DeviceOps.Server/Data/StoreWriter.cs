@@ -290,8 +290,13 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
             // The writer touches index pages all over a large store; SQLite's default 2 MiB page
             // cache makes a big batch re-read them from disk again and again.
             // Checkpoints run beside the writer (CheckpointAsync), not inside its commits.
+            // Each request's savepoint keeps the pages it changes in a sub-journal, which SQLite
+            // moves to a temporary file once it passes 64 KiB: under the benchmark's PUT that was
+            // every group, 30 of the writer's 37 writes a request went to that file (one a page,
+            // one a page number), a file nothing ever reads unless a request rolls back. In memory
+            // it is a copy; PUT: 4.5-5 % more requests/s, 6 % less CPU a request (three pairs).
             pragma.CommandText = "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=0; "
-                + $"PRAGMA journal_size_limit={_logLimit};";
+                + $"PRAGMA journal_size_limit={_logLimit}; PRAGMA temp_store=MEMORY;";
             await pragma.ExecuteNonQueryAsync();
         }
         _options = new DbContextOptionsBuilder<SqliteDeviceOpsDb>().UseSqlite(connection).Options;
