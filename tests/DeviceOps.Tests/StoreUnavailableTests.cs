@@ -1,7 +1,9 @@
 using System.Net;
 using System.Text.Json.Nodes;
+using DeviceOps.Data;
 using DeviceOps.Tests.Infrastructure;
 using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 
 namespace DeviceOps.Tests;
@@ -151,4 +153,77 @@ public sealed class StoreUnavailableTests(StoreUnavailableTests.Server factory) 
         }
         Assert.Equal(HttpStatusCode.OK, (await admin.GetAsync(url)).StatusCode);
     }
+
+    [Fact]
+    public async Task AFullDiskIsA503WithRetryAfterNotADuplicateLeavesNothingAndTheDeviceRegistersOnceThereIsRoom()
+    {
+        if (DeviceOpsFactory.OnPostgres)
+        {
+            // PostgreSQL's disk_full (53100) is of the class Npgsql deems transient, as the
+            // connection limit above: the same 503.
+            return;
+        }
+        using var admin = factory.Admin();
+        var organization = await Seeder.OrganizationAsync(admin);
+        var code = Seeder.Unique("FULL");
+        var configuration = new JsonObject();
+        for (var i = 0; i < 12; i++)
+        {
+            configuration[$"note_{i}"] = new string('x', 1000);
+        }
+        var device = new JsonObject
+        {
+            ["device_id"] = code,
+            ["device_name"] = "Core switch",
+            ["serial_number"] = Seeder.Unique("SN"),
+            ["device_type"] = "network_switch",
+            ["organization"] = organization,
+            ["operational_status"] = "active",
+            ["location"] = "Warehouse A - Section 3",
+            ["configuration"] = configuration,
+        };
+        var writer = factory.Services.GetRequiredService<SqliteGroupCommit>();
+        var before = await admin.GetJsonAsync($"{Api.Devices}?limit=1");
+
+        // The file may grow no further: its free pages taken by a ballast row, then its size made
+        // the writer's limit. The device, with 12 KB of configuration, needs new pages.
+        await writer.WriteSqlAsync<bool>(async (session, token) =>
+        {
+            var free = (long)(await session.Command("PRAGMA freelist_count").ExecuteScalarAsync(token))!;
+            var pageSize = (long)(await session.Command("PRAGMA page_size").ExecuteScalarAsync(token))!;
+            await session.Command("CREATE TABLE IF NOT EXISTS test_ballast (b BLOB)").ExecuteNonQueryAsync(token);
+            await session.Command("INSERT INTO test_ballast VALUES (zeroblob($1))", free * pageSize).ExecuteNonQueryAsync(token);
+            return (true, true);
+        }, CancellationToken.None);
+        await MaxPagesAsync(writer, 1);
+        try
+        {
+            var refused = await admin.PostJsonAsync(Api.Devices, device);
+            var problem = await refused.AssertProblemAsync(HttpStatusCode.ServiceUnavailable, "unavailable");
+            Assert.Equal(TimeSpan.FromSeconds(1), refused.Headers.RetryAfter?.Delta);
+            Assert.Equal("The database's disk is full; nothing was stored. Retry once room is made.", problem["detail"]!.GetValue<string>());
+        }
+        finally
+        {
+            await MaxPagesAsync(writer, int.MaxValue - 1);
+        }
+
+        // Nothing of it is stored: no device with its code, the count as it was.
+        Assert.Equal(0, (await admin.GetJsonAsync($"{Api.Devices}?device_id={code}"))["count"]!.GetValue<int>());
+        var after = await admin.GetJsonAsync($"{Api.Devices}?limit=1");
+        Assert.Equal(before["count"]!.GetValue<int>(), after["count"]!.GetValue<int>());
+
+        // With room again, the same request registers the device.
+        var accepted = await admin.PostJsonAsync(Api.Devices, device);
+        Assert.Equal(HttpStatusCode.Created, accepted.StatusCode);
+        Assert.Equal(code, (await accepted.BodyAsync())["device_id"]!.GetValue<string>());
+        Assert.Equal(1, (await admin.GetJsonAsync($"{Api.Devices}?device_id={code}"))["count"]!.GetValue<int>());
+    }
+
+    /// <summary>Sets the writer's page limit; SQLite takes the file's size for any less.</summary>
+    private static Task<bool> MaxPagesAsync(SqliteGroupCommit writer, long pages) => writer.WriteSqlAsync<bool>(async (session, token) =>
+    {
+        await session.Command($"PRAGMA max_page_count = {pages}").ExecuteScalarAsync(token);
+        return (true, true);
+    }, CancellationToken.None);
 }

@@ -386,7 +386,7 @@ public static class DevicesApi
             await db.SaveChangesAsync(cancellationToken);
             return null;
         }
-        catch (DbUpdateException)
+        catch (DbUpdateException ex) when (Data.UniqueViolation.Is(ex))
         {
             return Problems.ConflictResult("duplicate", "Duplicate device",
                 "Another device with this device_id or serial_number was registered at the same time.");

@@ -122,7 +122,9 @@ public static class ProblemDetailsSetup
             {
                 HttpContext = httpContext,
                 ProblemDetails = Problems.Create(StatusCodes.Status503ServiceUnavailable, "unavailable", "Service unavailable",
-                    "The database is unavailable or has no connection free; retry shortly."),
+                    Data.StoreUnavailable.IsDiskFull(exception)
+                        ? "The database's disk is full; nothing was stored. Retry once room is made."
+                        : "The database is unavailable or has no connection free; retry shortly."),
                 Exception = exception,
             });
         }

@@ -120,7 +120,7 @@ public static class IdempotencyKeys
         {
             await db.SaveChangesAsync(cancellationToken);
         }
-        catch (DbUpdateException ex)
+        catch (DbUpdateException ex) when (UniqueViolation.Is(ex))
         {
             throw new IdempotencyRaceException(ex);
         }
@@ -137,7 +137,7 @@ public static class IdempotencyKeys
                 await session.FlushAsync(cancellationToken);
             }
         }
-        catch (DbException ex) when (IsUniqueViolation(ex))
+        catch (DbException ex) when (UniqueViolation.Is(ex))
         {
             throw new IdempotencyRaceException(ex);
         }
@@ -165,13 +165,6 @@ public static class IdempotencyKeys
 
     private const string InsertSql =
         "INSERT INTO idempotency_records (token_id, key, request_hash, status_code, body, location, e_tag, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-
-    private static bool IsUniqueViolation(DbException ex) => ex switch
-    {
-        Npgsql.PostgresException pg => pg.SqlState == Npgsql.PostgresErrorCodes.UniqueViolation,
-        Microsoft.Data.Sqlite.SqliteException sqlite => sqlite.SqliteErrorCode == 19, // SQLITE_CONSTRAINT
-        _ => false,
-    };
 
     private static IdempotencyRecord? ToRecord<T>(HttpContext context, int statusCode, T response, string? location, TimeProvider clock)
     {

@@ -86,7 +86,7 @@ public static class OrganizationsApi
             {
                 await db.SaveChangesAsync(token);
             }
-            catch (DbUpdateException)
+            catch (DbUpdateException ex) when (Data.UniqueViolation.Is(ex))
             {
                 return (Problems.ConflictResult("duplicate", "Duplicate organization", $"An organization named \"{name}\" already exists."), false);
             }
