@@ -248,6 +248,12 @@ public sealed class StoreTests(DeviceOpsFactory factory) : IClassFixture<DeviceO
                 // 2: MEMORY. The journal is only read back to roll a request back; written to a
                 // file it cost the benchmark's PUT 30 of the writer's 37 writes a request.
                 Assert.Equal(2, await kept);
+
+                // A large batch's group journals on file (0: SQLite's default), and the next group in memory again.
+                Task<long> TempStore(int items) => writer.WriteSqlAsync<long>(async (session, token) =>
+                    ((long)(await session.Command("PRAGMA temp_store").ExecuteScalarAsync(token))!, true), CancellationToken.None, items);
+                Assert.Equal(0, await TempStore(SqliteGroupCommit.MaxItemsJournaledInMemory + 1));
+                Assert.Equal(2, await TempStore(SqliteGroupCommit.MaxItemsJournaledInMemory));
             }
             await using var check = new SqliteConnection($"Data Source={file};Pooling=False");
             await check.OpenAsync();

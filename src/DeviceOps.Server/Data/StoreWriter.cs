@@ -12,22 +12,24 @@ namespace DeviceOps.Data;
 /// </summary>
 public abstract class StoreWriter
 {
+    /// <param name="items">How many items the request writes (a batch's count): SQLite keeps the
+    /// journal of a request's changes in memory, and a large batch's on disk.</param>
     public abstract Task<T> WriteAsync<T>(Func<DeviceOpsDb, CancellationToken, Task<(T Result, bool Commit)>> work,
-        CancellationToken cancellationToken);
+        CancellationToken cancellationToken, int items = 1);
 
     /// <summary>The same, for a hot path written in plain SQL (<see cref="SqlStore"/>).</summary>
     public abstract Task<T> WriteSqlAsync<T>(Func<SqlSession, CancellationToken, Task<(T Result, bool Commit)>> work,
-        CancellationToken cancellationToken);
+        CancellationToken cancellationToken, int items = 1);
 }
 
 /// <summary>PostgreSQL: one transaction per request; the database's own group commit batches the fsyncs.</summary>
 public sealed class TransactionWriter(DeviceOpsDb db, SqlStore sql) : StoreWriter
 {
     public override Task<T> WriteSqlAsync<T>(Func<SqlSession, CancellationToken, Task<(T Result, bool Commit)>> work,
-        CancellationToken cancellationToken) => sql.WritePostgresAsync(work, cancellationToken);
+        CancellationToken cancellationToken, int items = 1) => sql.WritePostgresAsync(work, cancellationToken);
 
     public override async Task<T> WriteAsync<T>(Func<DeviceOpsDb, CancellationToken, Task<(T Result, bool Commit)>> work,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, int items = 1)
     {
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
         var (result, commit) = await work(db, cancellationToken);
@@ -43,10 +45,10 @@ public sealed class TransactionWriter(DeviceOpsDb db, SqlStore sql) : StoreWrite
 public sealed class GroupCommitWriter(SqliteGroupCommit writer) : StoreWriter
 {
     public override Task<T> WriteAsync<T>(Func<DeviceOpsDb, CancellationToken, Task<(T Result, bool Commit)>> work,
-        CancellationToken cancellationToken) => writer.WriteAsync(work, cancellationToken);
+        CancellationToken cancellationToken, int items = 1) => writer.WriteAsync(work, cancellationToken, items);
 
     public override Task<T> WriteSqlAsync<T>(Func<SqlSession, CancellationToken, Task<(T Result, bool Commit)>> work,
-        CancellationToken cancellationToken) => writer.WriteSqlAsync(work, cancellationToken);
+        CancellationToken cancellationToken, int items = 1) => writer.WriteSqlAsync(work, cancellationToken, items);
 }
 
 /// <summary>
@@ -91,7 +93,7 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
     }
 
     public Task<T> WriteAsync<T>(Func<DeviceOpsDb, CancellationToken, Task<(T Result, bool Commit)>> work,
-        CancellationToken cancellationToken) => EnqueueAsync<T>(async session =>
+        CancellationToken cancellationToken, int items = 1) => EnqueueAsync<T>(items, async session =>
         {
             await using var db = new SqliteDeviceOpsDb(_options!);
             await db.Database.UseTransactionAsync(session.Transaction);
@@ -100,15 +102,15 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
         }, cancellationToken);
 
     public Task<T> WriteSqlAsync<T>(Func<SqlSession, CancellationToken, Task<(T Result, bool Commit)>> work,
-        CancellationToken cancellationToken) => EnqueueAsync<T>(async session =>
+        CancellationToken cancellationToken, int items = 1) => EnqueueAsync<T>(items, async session =>
         {
             var (result, commit) = await work(session, CancellationToken.None);
             return (result, commit);
         }, cancellationToken);
 
-    private async Task<T> EnqueueAsync<T>(Func<SqlSession, Task<(object? Result, bool Commit)>> work, CancellationToken cancellationToken)
+    private async Task<T> EnqueueAsync<T>(int items, Func<SqlSession, Task<(object? Result, bool Commit)>> work, CancellationToken cancellationToken)
     {
-        var job = new Job(work, cancellationToken);
+        var job = new Job(work, items, cancellationToken);
         if (!_queue.TryAdd(job))
         {
             throw new InvalidOperationException("The store is shutting down.");
@@ -153,6 +155,7 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
         try
         {
             var session = await OpenAsync();
+            KeepJournalsInMemory(session, group.TrueForAll(job => job.Items <= MaxItemsJournaledInMemory));
             await using var transaction = (SqliteTransaction)await session.Connection.BeginTransactionAsync();
             session.Transaction = transaction;
             foreach (var job in group)
@@ -215,6 +218,31 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
         {
             _signal.Pulse();
             _checkpointDue.Writer.TryWrite(true);
+        }
+    }
+
+    /// <summary>
+    /// Most items a request may write with its savepoint's journal in memory. The writer runs each
+    /// request of a group in a savepoint, so that one request's failure is rolled back alone, and
+    /// SQLite first copies every page the request changes into that savepoint's journal — to a
+    /// temporary file once past 64 KiB, unless <c>temp_store</c> is <c>MEMORY</c>. A seed PUT
+    /// changes some sixteen pages: on file, 30 of the writer's 37 writes a request under the
+    /// benchmark's PUT went to a file read only when a request rolls back (in memory: 4.5–5 %
+    /// more PUTs, three pairs). A batch of thousands changes thousands of pages, which would be
+    /// held in memory for as long as it runs (about 6 MB more peak RSS in <c>bench/rss.sh</c>):
+    /// a group with a request over this many items journals on file.
+    /// </summary>
+    public const int MaxItemsJournaledInMemory = 100;
+
+    private bool? _journalsInMemory;
+
+    /// <summary>Read by SQLite when a transaction begins; the writer has no temporary tables the switch would drop.</summary>
+    private void KeepJournalsInMemory(SqlSession session, bool inMemory)
+    {
+        if (_journalsInMemory != inMemory)
+        {
+            session.Command(inMemory ? "PRAGMA temp_store=MEMORY" : "PRAGMA temp_store=DEFAULT").ExecuteNonQuery();
+            _journalsInMemory = inMemory;
         }
     }
 
@@ -290,13 +318,8 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
             // The writer touches index pages all over a large store; SQLite's default 2 MiB page
             // cache makes a big batch re-read them from disk again and again.
             // Checkpoints run beside the writer (CheckpointAsync), not inside its commits.
-            // Each request's savepoint keeps the pages it changes in a sub-journal, which SQLite
-            // moves to a temporary file once it passes 64 KiB: under the benchmark's PUT that was
-            // every group, 30 of the writer's 37 writes a request went to that file (one a page,
-            // one a page number), a file nothing ever reads unless a request rolls back. In memory
-            // it is a copy; PUT: 4.5-5 % more requests/s, 6 % less CPU a request (three pairs).
             pragma.CommandText = "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=0; "
-                + $"PRAGMA journal_size_limit={_logLimit}; PRAGMA temp_store=MEMORY;";
+                + $"PRAGMA journal_size_limit={_logLimit};";
             await pragma.ExecuteNonQueryAsync();
         }
         _options = new DbContextOptionsBuilder<SqliteDeviceOpsDb>().UseSqlite(connection).Options;
@@ -309,6 +332,7 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
         {
             await _session.CloseAsync();
             _session = null;
+            _journalsInMemory = null;
         }
     }
 
@@ -320,7 +344,7 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
         await ResetAsync();
     }
 
-    private sealed record Job(Func<SqlSession, Task<(object? Result, bool Commit)>> Work, CancellationToken Cancellation) : IGroupedRequest
+    private sealed record Job(Func<SqlSession, Task<(object? Result, bool Commit)>> Work, int Items, CancellationToken Cancellation) : IGroupedRequest
     {
         public TaskCompletionSource<object?> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 

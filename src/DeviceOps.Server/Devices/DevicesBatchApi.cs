@@ -117,7 +117,7 @@ public static class DevicesBatchApi
             var response = new BatchResponse<DeviceResponse>(inputs.Count, [.. inputs.Select(i => devices[i.Id].ToResponse(null))]);
             await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status200OK, response, null, clock, token);
             return (TypedResults.Ok(response), true);
-        }, cancellationToken);
+        }, cancellationToken, inputs.Count);
     }
 
     private static Organization? Find(List<Organization> organizations, JsonElement value, Caller caller)

@@ -111,7 +111,7 @@ public static class OperationsBatchApi
                 new ProjectedList<(int Id, string? Version, OperationInput Input), OperationResponse>(inputs, i => operations[i.Id].ToResponse(null)));
             await IdempotencyKeys.RecordAsync(http, session, StatusCodes.Status200OK, response, null, clock, token);
             return (TypedResults.Ok(response), true);
-        }, cancellationToken);
+        }, cancellationToken, inputs.Count);
     }
 
     /// <summary>POST with an array: opens many operations at once, all or nothing.</summary>
@@ -170,7 +170,7 @@ public static class OperationsBatchApi
             var response = new BatchResponse<OperationResponse>(operations.Length, [.. operations.Select(o => o.ToResponse(null))]);
             await IdempotencyKeys.RecordAsync(http, db, StatusCodes.Status201Created, response, null, clock, token);
             return (TypedResults.Created((string?)null, response), true);
-        }, cancellationToken);
+        }, cancellationToken, inputs.Length);
     }
 
     /// <summary>Files an item's outcome: its history entries, or why it failed.</summary>
