@@ -108,170 +108,119 @@ public sealed class StoreTests(DeviceOpsFactory factory) : IClassFixture<DeviceO
     [Fact]
     public async Task UnderASteadyWriteLoadTheLogStartsOverInsteadOfGrowing()
     {
-        var file = Path.Combine(Path.GetTempPath(), $"deviceops-log-{Guid.NewGuid():N}.db");
         const long limit = 256 * 1024;
-        try
+        await using var store = await ScratchStore.CreateAsync("log",
+            "CREATE TABLE samples (id INTEGER PRIMARY KEY, body BLOB NOT NULL);");
+        var written = 0L;
+        var log = 0L;
+        await using (var writer = new SqliteGroupCommit(store.ConnectionString, new EventSignal(),
+            NullLogger<SqliteGroupCommit>.Instance, limit))
         {
-            await using (var setup = new SqliteConnection($"Data Source={file};Pooling=False"))
+            // Writes always waiting, as under the benchmark's 32 connections: the writer never
+            // idles between commits, so a checkpoint beside it never finds the whole log copied.
+            var body = new byte[1024];
+            var inFlight = new List<Task<bool>>();
+            var until = DateTime.UtcNow.AddSeconds(3);
+            while (DateTime.UtcNow < until || inFlight.Count > 0)
             {
-                await setup.OpenAsync();
-                await using var command = setup.CreateCommand();
-                command.CommandText = "PRAGMA journal_mode=WAL; CREATE TABLE samples (id INTEGER PRIMARY KEY, body BLOB NOT NULL);";
-                await command.ExecuteNonQueryAsync();
-            }
-            var written = 0L;
-            var log = 0L;
-            await using (var writer = new SqliteGroupCommit($"Data Source={file};Pooling=False", new EventSignal(),
-                NullLogger<SqliteGroupCommit>.Instance, limit))
-            {
-                // Writes always waiting, as under the benchmark's 32 connections: the writer never
-                // idles between commits, so a checkpoint beside it never finds the whole log copied.
-                var body = new byte[1024];
-                var inFlight = new List<Task<bool>>();
-                var until = DateTime.UtcNow.AddSeconds(3);
-                while (DateTime.UtcNow < until || inFlight.Count > 0)
+                while (DateTime.UtcNow < until && inFlight.Count < 400)
                 {
-                    while (DateTime.UtcNow < until && inFlight.Count < 400)
+                    inFlight.Add(writer.WriteSqlAsync<bool>(async (session, token) =>
                     {
-                        inFlight.Add(writer.WriteSqlAsync<bool>(async (session, token) =>
-                        {
-                            await session.Command("INSERT INTO samples (body) VALUES ($1)", body).ExecuteNonQueryAsync(token);
-                            return (true, true);
-                        }, CancellationToken.None));
-                        written += body.Length;
-                    }
-                    var done = await Task.WhenAny(inFlight);
-                    Assert.True(await done);
-                    inFlight.Remove(done);
+                        await session.Command("INSERT INTO samples (body) VALUES ($1)", body).ExecuteNonQueryAsync(token);
+                        return (true, true);
+                    }, CancellationToken.None));
+                    written += body.Length;
                 }
-                // Measured before the last connection closes, which copies and deletes the log.
-                log = new FileInfo(file + "-wal").Length;
+                var done = await Task.WhenAny(inFlight);
+                Assert.True(await done);
+                inFlight.Remove(done);
             }
-            Assert.True(written > 40 * limit, $"Only {written} bytes were written; the test did not load the writer.");
-            Assert.True(log < written / 3, $"The log is {log} bytes after {written} bytes of writes (limit {limit}).");
+            // Measured before the last connection closes, which copies and deletes the log.
+            log = new FileInfo(store.File + "-wal").Length;
         }
-        finally
-        {
-            SqliteConnection.ClearAllPools();
-            foreach (var path in new[] { file, file + "-wal", file + "-shm" })
-            {
-                File.Delete(path);
-            }
-        }
+        Assert.True(written > 40 * limit, $"Only {written} bytes were written; the test did not load the writer.");
+        Assert.True(log < written / 3, $"The log is {log} bytes after {written} bytes of writes (limit {limit}).");
     }
 
     [Fact]
     public async Task WhatAWriteLeavesForAfterItsCommitRunsOnlyIfItsChangeIsCommitted()
     {
-        var file = Path.Combine(Path.GetTempPath(), $"deviceops-after-{Guid.NewGuid():N}.db");
-        try
+        await using var store = await ScratchStore.CreateAsync("after",
+            "CREATE TABLE samples (id INTEGER PRIMARY KEY, name TEXT NOT NULL);");
+        var ran = new System.Collections.Concurrent.ConcurrentBag<string>();
+        await using (var writer = new SqliteGroupCommit(store.ConnectionString, new EventSignal(),
+            NullLogger<SqliteGroupCommit>.Instance))
         {
-            await using (var setup = new SqliteConnection($"Data Source={file};Pooling=False"))
+            Task<bool> Write(string name, bool commit, bool fail) => writer.WriteSqlAsync<bool>(async (session, token) =>
             {
-                await setup.OpenAsync();
-                await using var command = setup.CreateCommand();
-                command.CommandText = "PRAGMA journal_mode=WAL; CREATE TABLE samples (id INTEGER PRIMARY KEY, name TEXT NOT NULL);";
-                await command.ExecuteNonQueryAsync();
-            }
-            var ran = new System.Collections.Concurrent.ConcurrentBag<string>();
-            await using (var writer = new SqliteGroupCommit($"Data Source={file};Pooling=False", new EventSignal(),
-                NullLogger<SqliteGroupCommit>.Instance))
-            {
-                Task<bool> Write(string name, bool commit, bool fail) => writer.WriteSqlAsync<bool>(async (session, token) =>
-                {
-                    await session.Command("INSERT INTO samples (name) VALUES ($1)", name).ExecuteNonQueryAsync(token);
-                    session.AfterCommit(() => ran.Add(name));
-                    return fail ? throw new InvalidOperationException("refused after writing") : (true, commit);
-                }, CancellationToken.None);
+                await session.Command("INSERT INTO samples (name) VALUES ($1)", name).ExecuteNonQueryAsync(token);
+                session.AfterCommit(() => ran.Add(name));
+                return fail ? throw new InvalidOperationException("refused after writing") : (true, commit);
+            }, CancellationToken.None);
 
-                // Queued together, so they share one transaction and one commit.
-                var kept = Write("kept", commit: true, fail: false);
-                var declined = Write("declined", commit: false, fail: false);
-                var failed = Write("failed", commit: true, fail: true);
-                var alsoKept = Write("also kept", commit: true, fail: false);
+            // Queued together, so they share one transaction and one commit.
+            var kept = Write("kept", commit: true, fail: false);
+            var declined = Write("declined", commit: false, fail: false);
+            var failed = Write("failed", commit: true, fail: true);
+            var alsoKept = Write("also kept", commit: true, fail: false);
 
-                Assert.True(await kept);
-                Assert.True(await declined);
-                await Assert.ThrowsAsync<InvalidOperationException>(() => failed);
-                Assert.True(await alsoKept);
-            }
-            Assert.Equal(["also kept", "kept"], ran.Order());
-            await using var check = new SqliteConnection($"Data Source={file};Pooling=False");
-            await check.OpenAsync();
-            await using var read = check.CreateCommand();
-            read.CommandText = "SELECT group_concat(name, ',') FROM (SELECT name FROM samples ORDER BY name)";
-            Assert.Equal("also kept,kept", await read.ExecuteScalarAsync());
+            Assert.True(await kept);
+            Assert.True(await declined);
+            await Assert.ThrowsAsync<InvalidOperationException>(() => failed);
+            Assert.True(await alsoKept);
         }
-        finally
-        {
-            SqliteConnection.ClearAllPools();
-            foreach (var path in new[] { file, file + "-wal", file + "-shm" })
-            {
-                File.Delete(path);
-            }
-        }
+        Assert.Equal(["also kept", "kept"], ran.Order());
+        await using var check = new SqliteConnection(store.ConnectionString);
+        await check.OpenAsync();
+        await using var read = check.CreateCommand();
+        read.CommandText = "SELECT group_concat(name, ',') FROM (SELECT name FROM samples ORDER BY name)";
+        Assert.Equal("also kept,kept", await read.ExecuteScalarAsync());
     }
 
     [Fact]
     public async Task ARequestThatChangesManyPagesAndFailsIsRolledBackAloneFromMemory()
     {
-        var file = Path.Combine(Path.GetTempPath(), $"deviceops-savepoint-{Guid.NewGuid():N}.db");
-        try
+        // 400 rows of 1 KiB: about 100 pages, far past the 64 KiB after which SQLite
+        // moves a savepoint's journal of changed pages to a temporary file.
+        await using var store = await ScratchStore.CreateAsync("savepoint",
+            "CREATE TABLE samples (id INTEGER PRIMARY KEY, body BLOB NOT NULL); "
+            + "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400) "
+            + "INSERT INTO samples (body) SELECT zeroblob(1024) FROM n;");
+        await using (var writer = new SqliteGroupCommit(store.ConnectionString, new EventSignal(),
+            NullLogger<SqliteGroupCommit>.Instance))
         {
-            await using (var setup = new SqliteConnection($"Data Source={file};Pooling=False"))
+            // Queued together, so they share one transaction: the first changes every page, then fails.
+            var failed = writer.WriteSqlAsync<bool>(async (session, token) =>
             {
-                await setup.OpenAsync();
-                await using var command = setup.CreateCommand();
-                // 400 rows of 1 KiB: about 100 pages, far past the 64 KiB after which SQLite
-                // moves a savepoint's journal of changed pages to a temporary file.
-                command.CommandText = "PRAGMA journal_mode=WAL; CREATE TABLE samples (id INTEGER PRIMARY KEY, body BLOB NOT NULL); "
-                    + "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400) "
-                    + "INSERT INTO samples (body) SELECT zeroblob(1024) FROM n;";
-                await command.ExecuteNonQueryAsync();
-            }
-            await using (var writer = new SqliteGroupCommit($"Data Source={file};Pooling=False", new EventSignal(),
-                NullLogger<SqliteGroupCommit>.Instance))
+                await session.Command("UPDATE samples SET body = randomblob(1024)").ExecuteNonQueryAsync(token);
+                throw new InvalidOperationException("refused after writing");
+            }, CancellationToken.None);
+            var kept = writer.WriteSqlAsync<long>(async (session, token) =>
             {
-                // Queued together, so they share one transaction: the first changes every page, then fails.
-                var failed = writer.WriteSqlAsync<bool>(async (session, token) =>
-                {
-                    await session.Command("UPDATE samples SET body = randomblob(1024)").ExecuteNonQueryAsync(token);
-                    throw new InvalidOperationException("refused after writing");
-                }, CancellationToken.None);
-                var kept = writer.WriteSqlAsync<long>(async (session, token) =>
-                {
-                    await session.Command("INSERT INTO samples (body) VALUES (zeroblob(1024))").ExecuteNonQueryAsync(token);
-                    return ((long)(await session.Command("PRAGMA temp_store").ExecuteScalarAsync(token))!, true);
-                }, CancellationToken.None);
+                await session.Command("INSERT INTO samples (body) VALUES (zeroblob(1024))").ExecuteNonQueryAsync(token);
+                return ((long)(await session.Command("PRAGMA temp_store").ExecuteScalarAsync(token))!, true);
+            }, CancellationToken.None);
 
-                await Assert.ThrowsAsync<InvalidOperationException>(() => failed);
-                // 2: MEMORY. The journal is only read back to roll a request back; written to a
-                // file it cost the benchmark's PUT 30 of the writer's 37 writes a request.
-                Assert.Equal(2, await kept);
+            await Assert.ThrowsAsync<InvalidOperationException>(() => failed);
+            // 2: MEMORY. The journal is only read back to roll a request back; written to a
+            // file it cost the benchmark's PUT 30 of the writer's 37 writes a request.
+            Assert.Equal(2, await kept);
 
-                // A large batch's group journals on file (0: SQLite's default), and the next group in memory again.
-                Task<long> TempStore(int items) => writer.WriteSqlAsync<long>(async (session, token) =>
-                    ((long)(await session.Command("PRAGMA temp_store").ExecuteScalarAsync(token))!, true), CancellationToken.None, items);
-                Assert.Equal(0, await TempStore(SqliteGroupCommit.MaxItemsJournaledInMemory + 1));
-                Assert.Equal(2, await TempStore(SqliteGroupCommit.MaxItemsJournaledInMemory));
-            }
-            await using var check = new SqliteConnection($"Data Source={file};Pooling=False");
-            await check.OpenAsync();
-            await using var read = check.CreateCommand();
-            read.CommandText = "SELECT count(*), sum(body = zeroblob(1024)) FROM samples";
-            await using var rows = await read.ExecuteReaderAsync();
-            Assert.True(await rows.ReadAsync());
-            Assert.Equal(401, rows.GetInt64(0));
-            Assert.Equal(401, rows.GetInt64(1));
+            // A large batch's group journals on file (0: SQLite's default), and the next group in memory again.
+            Task<long> TempStore(int items) => writer.WriteSqlAsync<long>(async (session, token) =>
+                ((long)(await session.Command("PRAGMA temp_store").ExecuteScalarAsync(token))!, true), CancellationToken.None, items);
+            Assert.Equal(0, await TempStore(SqliteGroupCommit.MaxItemsJournaledInMemory + 1));
+            Assert.Equal(2, await TempStore(SqliteGroupCommit.MaxItemsJournaledInMemory));
         }
-        finally
-        {
-            SqliteConnection.ClearAllPools();
-            foreach (var path in new[] { file, file + "-wal", file + "-shm" })
-            {
-                File.Delete(path);
-            }
-        }
+        await using var check = new SqliteConnection(store.ConnectionString);
+        await check.OpenAsync();
+        await using var read = check.CreateCommand();
+        read.CommandText = "SELECT count(*), sum(body = zeroblob(1024)) FROM samples";
+        await using var rows = await read.ExecuteReaderAsync();
+        Assert.True(await rows.ReadAsync());
+        Assert.Equal(401, rows.GetInt64(0));
+        Assert.Equal(401, rows.GetInt64(1));
     }
 
     [Theory]
@@ -417,5 +366,36 @@ public sealed class StoreTests(DeviceOpsFactory factory) : IClassFixture<DeviceO
             texts.Add(reader.GetString(0));
         }
         return texts;
+    }
+
+    /// <summary>A SQLite file of a test's own, with its schema; removed with its log when disposed.</summary>
+    private sealed class ScratchStore : IAsyncDisposable
+    {
+        private ScratchStore(string file) => File = file;
+
+        public string File { get; }
+
+        public string ConnectionString => $"Data Source={File};Pooling=False";
+
+        public static async Task<ScratchStore> CreateAsync(string name, string schema)
+        {
+            var store = new ScratchStore(Path.Combine(Path.GetTempPath(), $"deviceops-{name}-{Guid.NewGuid():N}.db"));
+            await using var setup = new SqliteConnection(store.ConnectionString);
+            await setup.OpenAsync();
+            await using var command = setup.CreateCommand();
+            command.CommandText = "PRAGMA journal_mode=WAL; " + schema;
+            await command.ExecuteNonQueryAsync();
+            return store;
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            SqliteConnection.ClearAllPools();
+            foreach (var path in new[] { File, File + "-wal", File + "-shm" })
+            {
+                System.IO.File.Delete(path);
+            }
+            return ValueTask.CompletedTask;
+        }
     }
 }
