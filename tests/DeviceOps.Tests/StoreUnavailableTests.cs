@@ -171,17 +171,7 @@ public sealed class StoreUnavailableTests(StoreUnavailableTests.Server factory) 
         {
             configuration[$"note_{i}"] = new string('x', 1000);
         }
-        var device = new JsonObject
-        {
-            ["device_id"] = code,
-            ["device_name"] = "Core switch",
-            ["serial_number"] = Seeder.Unique("SN"),
-            ["device_type"] = "network_switch",
-            ["organization"] = organization,
-            ["operational_status"] = "active",
-            ["location"] = "Warehouse A - Section 3",
-            ["configuration"] = configuration,
-        };
+        var device = Seeder.DeviceBody(organization, code: code, extra: new JsonObject { ["configuration"] = configuration });
         var writer = factory.Services.GetRequiredService<SqliteGroupCommit>();
         var before = await admin.GetJsonAsync($"{Api.Devices}?limit=1");
 

@@ -10,8 +10,9 @@ namespace DeviceOps.Auth;
 /// operation — the check was half of a GET's round trips and a third of the database's work for
 /// one: a group of GETs (<see cref="Operations.ReadGroups"/>) checks all its requests' tokens in
 /// the round trip that reads their operations (a GET read alone, in the batch that reads it), a
-/// group of changes (<see cref="Operations.UpdateGroups"/>) in the round trip that locks and reads. On SQLite a PUT or PATCH makes it in its write, on the writer's connection,
-/// before it reads the operation. The outcome is read before anything read is answered or
+/// group of changes (<see cref="Operations.UpdateGroups"/>) in the round trip that locks and
+/// reads. On SQLite a PUT or PATCH makes it in its write, on the writer's connection, before it
+/// reads the operation. The outcome is read before anything read is answered or
 /// anything is written, so a revocation holds from the next request on, as before.
 /// </summary>
 /// <remarks>

@@ -17,38 +17,23 @@ public static class StoreUnavailable
     private const int SqliteLocked = 6;
     private const int SqliteFull = 13;
 
-    public static bool Is(Exception exception)
+    // Npgsql's own judgement: its connection and I/O failures, timeouts, and server errors of the
+    // classes a retry can clear (53 insufficient resources, 57P03 cannot connect now, 08
+    // connection exceptions, 40001, 40P01).
+    public static bool Is(Exception exception) => StoreErrors.Chain(exception).Any(e => e switch
     {
-        for (Exception? e = exception; e is not null; e = e.InnerException)
-        {
-            switch (e)
-            {
-                // Npgsql's own judgement: its connection and I/O failures, timeouts, and server
-                // errors of the classes a retry can clear (53 insufficient resources, 57P03 cannot
-                // connect now, 08 connection exceptions, 40001, 40P01).
-                case NpgsqlException npgsql when npgsql.IsTransient:
-                    return true;
-                case SqliteException sqlite when sqlite.SqliteErrorCode is SqliteBusy or SqliteLocked or SqliteFull:
-                    return true;
-            }
-        }
-        return false;
-    }
+        NpgsqlException npgsql => npgsql.IsTransient,
+        SqliteException sqlite => sqlite.SqliteErrorCode is SqliteBusy or SqliteLocked or SqliteFull,
+        _ => false,
+    });
 
     /// <summary>Whether the store refused for want of disk space (a cause the answer names: waiting will not make room).</summary>
-    public static bool IsDiskFull(Exception exception)
+    public static bool IsDiskFull(Exception exception) => StoreErrors.Chain(exception).Any(e => e switch
     {
-        for (Exception? e = exception; e is not null; e = e.InnerException)
-        {
-            switch (e)
-            {
-                case PostgresException postgres when postgres.SqlState == PostgresErrorCodes.DiskFull:
-                case SqliteException sqlite when sqlite.SqliteErrorCode == SqliteFull:
-                    return true;
-            }
-        }
-        return false;
-    }
+        PostgresException postgres => postgres.SqlState == PostgresErrorCodes.DiskFull,
+        SqliteException sqlite => sqlite.SqliteErrorCode == SqliteFull,
+        _ => false,
+    });
 }
 
 /// <summary>
@@ -62,18 +47,23 @@ public static class UniqueViolation
     private const int SqliteUnique = 2067;
     private const int SqlitePrimaryKey = 1555;
 
-    public static bool Is(Exception exception)
+    /// <summary>The first error from the store among the exception and its causes decides.</summary>
+    public static bool Is(Exception exception) => StoreErrors.Chain(exception).FirstOrDefault(e => e is PostgresException or SqliteException) switch
+    {
+        PostgresException postgres => postgres.SqlState == PostgresErrorCodes.UniqueViolation,
+        SqliteException sqlite => sqlite.SqliteExtendedErrorCode is SqliteUnique or SqlitePrimaryKey,
+        _ => false,
+    };
+}
+
+internal static class StoreErrors
+{
+    /// <summary>An exception and its inner exceptions, outermost first (EF Core wraps the driver's).</summary>
+    public static IEnumerable<Exception> Chain(Exception exception)
     {
         for (Exception? e = exception; e is not null; e = e.InnerException)
         {
-            switch (e)
-            {
-                case PostgresException postgres:
-                    return postgres.SqlState == PostgresErrorCodes.UniqueViolation;
-                case SqliteException sqlite:
-                    return sqlite.SqliteExtendedErrorCode is SqliteUnique or SqlitePrimaryKey;
-            }
+            yield return e;
         }
-        return false;
     }
 }

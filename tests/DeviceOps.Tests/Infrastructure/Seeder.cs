@@ -23,6 +23,14 @@ public static class Seeder
         string? code = null, JsonObject? extra = null)
     {
         organization ??= await OrganizationAsync(admin);
+        var response = await admin.PostJsonAsync(Api.Devices, DeviceBody(organization, status, code, extra));
+        Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync());
+        return await response.BodyAsync();
+    }
+
+    /// <summary>A new device's registration, not sent: <paramref name="extra"/> adds or replaces fields.</summary>
+    public static JsonObject DeviceBody(string organization, string status = "active", string? code = null, JsonObject? extra = null)
+    {
         code ??= Unique("DEV");
         var body = new JsonObject
         {
@@ -39,9 +47,7 @@ public static class Seeder
         {
             body[key] = value?.DeepClone();
         }
-        var response = await admin.PostJsonAsync(Api.Devices, body);
-        Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync());
-        return await response.BodyAsync();
+        return body;
     }
 
     public static async Task<JsonObject> OperationAsync(HttpClient admin, string deviceCode, string status = "in_progress",
