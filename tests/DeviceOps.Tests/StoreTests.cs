@@ -223,6 +223,57 @@ public sealed class StoreTests(DeviceOpsFactory factory) : IClassFixture<DeviceO
         Assert.Equal(401, rows.GetInt64(1));
     }
 
+    [Fact]
+    public async Task AFullDiskThatEndsTheGroupsTransactionFailsTheRequestsItUndidAndTheRestOfTheGroupCommits()
+    {
+        await using var store = await ScratchStore.CreateAsync("full",
+            "CREATE TABLE samples (id INTEGER PRIMARY KEY, name TEXT NOT NULL, body BLOB);");
+        var ran = new System.Collections.Concurrent.ConcurrentBag<string>();
+        await using (var writer = new SqliteGroupCommit(store.ConnectionString, new EventSignal(),
+            NullLogger<SqliteGroupCommit>.Instance))
+        {
+            // The writer's connection may grow the file by a few pages only: a disk that is nearly full.
+            await writer.WriteSqlAsync<bool>(async (session, token) =>
+            {
+                var pages = (long)(await session.Command("PRAGMA page_count").ExecuteScalarAsync(token))!;
+                await session.Command($"PRAGMA max_page_count = {pages + 4}").ExecuteNonQueryAsync(token);
+                return (true, true);
+            }, CancellationToken.None);
+
+            Task<bool> Write(string name, int bytes) => writer.WriteSqlAsync<bool>(async (session, token) =>
+            {
+                // One row into a table without constraints: SQLite keeps no statement journal for
+                // it, so SQLITE_FULL rolls back the whole transaction, not the statement alone.
+                await session.Command("INSERT INTO samples (name, body) VALUES ($1, zeroblob($2))", name, bytes).ExecuteNonQueryAsync(token);
+                session.AfterCommit(() => ran.Add(name));
+                return (true, true);
+            }, CancellationToken.None);
+
+            // Queued together, so they share one transaction.
+            var undone = Write("undone", 16);
+            var tooLarge = Write("too large", 1024 * 1024);
+            var after = Write("after", 16);
+
+            // The row that did not fit is refused as the disk being full (503), and so is the one
+            // before it, whose write went with the transaction: nothing of it was acknowledged.
+            // Neither may read as another error (SQLite's "no such savepoint" was a 500).
+            foreach (var failed in new[] { undone, tooLarge })
+            {
+                var error = await Assert.ThrowsAsync<SqliteException>(() => failed);
+                Assert.True(StoreUnavailable.IsDiskFull(error), error.Message);
+            }
+            // The request after it runs in a transaction of its own and commits.
+            Assert.True(await after);
+            Assert.True(await Write("later", 16));
+        }
+        Assert.Equal(["after", "later"], ran.Order());
+        await using var check = new SqliteConnection(store.ConnectionString);
+        await check.OpenAsync();
+        await using var read = check.CreateCommand();
+        read.CommandText = "SELECT group_concat(name, ',') FROM (SELECT name FROM samples ORDER BY name)";
+        Assert.Equal("after,later", await read.ExecuteScalarAsync());
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]

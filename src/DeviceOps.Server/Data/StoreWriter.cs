@@ -57,7 +57,8 @@ public sealed class GroupCommitWriter(SqliteGroupCommit writer) : StoreWriter
 /// single writer that runs every waiting request in one transaction — each inside a savepoint,
 /// so one request's failure is rolled back alone — and commits them with one fsync. A request
 /// is answered only after that commit; if the commit fails, every request of the group fails
-/// and none was acknowledged.
+/// and none was acknowledged. If SQLite itself ends the transaction (a full disk), the requests
+/// run before in the group fail with it and the rest go on in a new one (<see cref="StartOverAsync"/>).
 /// </summary>
 public sealed class SqliteGroupCommit : IAsyncDisposable
 {
@@ -156,8 +157,7 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
         {
             var session = await OpenAsync();
             KeepJournalsInMemory(session, group.TrueForAll(job => job.Items <= MaxItemsJournaledInMemory));
-            await using var transaction = (SqliteTransaction)await session.Connection.BeginTransactionAsync();
-            session.Transaction = transaction;
+            session.Transaction = await session.Connection.BeginTransactionAsync();
             foreach (var job in group)
             {
                 var mark = session.AfterCommitMark;
@@ -178,18 +178,29 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
                         job.Completion.TrySetResult(result);
                     }
                 }
+                catch (Exception ex) when (TransactionEnded(session))
+                {
+                    await StartOverAsync(session, done, ex);
+                    job.Completion.TrySetException(ex);
+                }
                 catch (Exception ex)
                 {
                     RollBackRequest(session, mark);
                     job.Completion.TrySetException(ex);
                 }
             }
-            await transaction.CommitAsync();
+            await session.Transaction.CommitAsync();
+            await session.Transaction.DisposeAsync();
             session.Transaction = null;
         }
         catch (Exception ex)
         {
             _session?.Abandoned();
+            // Closing the connection (ResetAsync) rolls back whatever of the transaction is left.
+            if (_session is not null)
+            {
+                _session.Transaction = null;
+            }
             _logger.LogError(ex, "A group commit of {Count} requests failed; none was acknowledged.", done.Count);
             foreach (var (job, _) in done)
             {
@@ -244,6 +255,34 @@ public sealed class SqliteGroupCommit : IAsyncDisposable
             session.Command(inMemory ? "PRAGMA temp_store=MEMORY" : "PRAGMA temp_store=DEFAULT").ExecuteNonQuery();
             _journalsInMemory = inMemory;
         }
+    }
+
+    /// <summary>
+    /// Whether SQLite ended the group's transaction itself. On some errors — <c>SQLITE_FULL</c>,
+    /// <c>SQLITE_IOERR</c>, <c>SQLITE_NOMEM</c> — it rolls back just the failing statement when it
+    /// kept a journal for it, and otherwise the whole transaction: a one-row insert into a table
+    /// without constraints keeps none, so a full disk during a history entry's insert undoes every
+    /// request of the group run so far.
+    /// </summary>
+    private static bool TransactionEnded(SqlSession session) =>
+        session.Transaction is not null && SQLitePCL.raw.sqlite3_get_autocommit(((SqliteConnection)session.Connection).Handle) != 0;
+
+    /// <summary>
+    /// After SQLite ended the group's transaction: the requests run so far in the group lost their
+    /// writes with it, and fail with the error that ended it (none was answered, nothing of theirs
+    /// is stored: a full disk is a 503, and they may retry as the failing request may); what they
+    /// left for after the commit is dropped; the rest of the group goes on in a new transaction.
+    /// </summary>
+    private static async Task StartOverAsync(SqlSession session, List<(Job Job, object? Result)> done, Exception error)
+    {
+        session.RolledBackTo(0);
+        foreach (var (job, _) in done)
+        {
+            job.Completion.TrySetException(error);
+        }
+        done.Clear();
+        await session.Transaction!.DisposeAsync();
+        session.Transaction = await session.Connection.BeginTransactionAsync();
     }
 
     private static void RollBackRequest(SqlSession session, int afterCommitMark)
