@@ -179,6 +179,38 @@ public sealed class StoreTests(DeviceOpsFactory factory) : IClassFixture<DeviceO
     }
 
     [Fact]
+    public async Task AnAfterCommitActionThatThrowsRunsOnceAndLeavesLaterCommitsTheirOwn()
+    {
+        await using var store = await ScratchStore.CreateAsync("after-throws",
+            "CREATE TABLE samples (id INTEGER PRIMARY KEY, name TEXT NOT NULL);");
+        var ran = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        await using (var writer = new SqliteGroupCommit(store.ConnectionString, new EventSignal(),
+            NullLogger<SqliteGroupCommit>.Instance))
+        {
+            Task<bool> Write(string name, bool actionThrows) => writer.WriteSqlAsync<bool>(async (session, token) =>
+            {
+                await session.Command("INSERT INTO samples (name) VALUES ($1)", name).ExecuteNonQueryAsync(token);
+                session.AfterCommit(() =>
+                {
+                    ran.Enqueue(name);
+                    if (actionThrows)
+                    {
+                        throw new InvalidOperationException("an after-commit action failed");
+                    }
+                });
+                return (true, true);
+            }, CancellationToken.None);
+
+            // The commit stands and is acknowledged although its action failed.
+            Assert.True(await Write("throws", actionThrows: true));
+            // Later commits run their own actions, and not the failed one again.
+            Assert.True(await Write("second", actionThrows: false));
+            Assert.True(await Write("third", actionThrows: false));
+        }
+        Assert.Equal(["throws", "second", "third"], ran);
+    }
+
+    [Fact]
     public async Task ARequestThatChangesManyPagesAndFailsIsRolledBackAloneFromMemory()
     {
         // 400 rows of 1 KiB: about 100 pages, far past the 64 KiB after which SQLite

@@ -139,11 +139,18 @@ public sealed class SqlSession : IAsyncDisposable
         {
             return;
         }
-        foreach (var action in actions)
+        try
         {
-            action();
+            foreach (var action in actions)
+            {
+                action();
+            }
         }
-        actions.Clear();
+        finally
+        {
+            // Even when one throws: the next transaction starts with none waiting, and none runs twice.
+            actions.Clear();
+        }
     }
 
     /// <summary>The transaction failed: drops the waiting actions.</summary>
