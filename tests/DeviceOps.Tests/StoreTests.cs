@@ -113,8 +113,7 @@ public sealed class StoreTests(DeviceOpsFactory factory) : IClassFixture<DeviceO
             "CREATE TABLE samples (id INTEGER PRIMARY KEY, body BLOB NOT NULL);");
         var written = 0L;
         var log = 0L;
-        await using (var writer = new SqliteGroupCommit(store.ConnectionString, new EventSignal(),
-            NullLogger<SqliteGroupCommit>.Instance, limit))
+        await using (var writer = store.Writer(limit))
         {
             // Writes always waiting, as under the benchmark's 32 connections: the writer never
             // idles between commits, so a checkpoint beside it never finds the whole log copied.
@@ -146,11 +145,9 @@ public sealed class StoreTests(DeviceOpsFactory factory) : IClassFixture<DeviceO
     [Fact]
     public async Task WhatAWriteLeavesForAfterItsCommitRunsOnlyIfItsChangeIsCommitted()
     {
-        await using var store = await ScratchStore.CreateAsync("after",
-            "CREATE TABLE samples (id INTEGER PRIMARY KEY, name TEXT NOT NULL);");
+        await using var store = await ScratchStore.CreateAsync("after", ScratchStore.NamedSamples);
         var ran = new System.Collections.Concurrent.ConcurrentBag<string>();
-        await using (var writer = new SqliteGroupCommit(store.ConnectionString, new EventSignal(),
-            NullLogger<SqliteGroupCommit>.Instance))
+        await using (var writer = store.Writer())
         {
             Task<bool> Write(string name, bool commit, bool fail) => writer.WriteSqlAsync<bool>(async (session, token) =>
             {
@@ -171,21 +168,15 @@ public sealed class StoreTests(DeviceOpsFactory factory) : IClassFixture<DeviceO
             Assert.True(await alsoKept);
         }
         Assert.Equal(["also kept", "kept"], ran.Order());
-        await using var check = new SqliteConnection(store.ConnectionString);
-        await check.OpenAsync();
-        await using var read = check.CreateCommand();
-        read.CommandText = "SELECT group_concat(name, ',') FROM (SELECT name FROM samples ORDER BY name)";
-        Assert.Equal("also kept,kept", await read.ExecuteScalarAsync());
+        Assert.Equal("also kept,kept", await store.NamesAsync());
     }
 
     [Fact]
     public async Task AnAfterCommitActionThatThrowsRunsOnceAndLeavesLaterCommitsTheirOwn()
     {
-        await using var store = await ScratchStore.CreateAsync("after-throws",
-            "CREATE TABLE samples (id INTEGER PRIMARY KEY, name TEXT NOT NULL);");
+        await using var store = await ScratchStore.CreateAsync("after-throws", ScratchStore.NamedSamples);
         var ran = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        await using (var writer = new SqliteGroupCommit(store.ConnectionString, new EventSignal(),
-            NullLogger<SqliteGroupCommit>.Instance))
+        await using (var writer = store.Writer())
         {
             Task<bool> Write(string name, bool actionThrows) => writer.WriteSqlAsync<bool>(async (session, token) =>
             {
@@ -219,8 +210,7 @@ public sealed class StoreTests(DeviceOpsFactory factory) : IClassFixture<DeviceO
             "CREATE TABLE samples (id INTEGER PRIMARY KEY, body BLOB NOT NULL); "
             + "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400) "
             + "INSERT INTO samples (body) SELECT zeroblob(1024) FROM n;");
-        await using (var writer = new SqliteGroupCommit(store.ConnectionString, new EventSignal(),
-            NullLogger<SqliteGroupCommit>.Instance))
+        await using (var writer = store.Writer())
         {
             // Queued together, so they share one transaction: the first changes every page, then fails.
             var failed = writer.WriteSqlAsync<bool>(async (session, token) =>
@@ -261,8 +251,7 @@ public sealed class StoreTests(DeviceOpsFactory factory) : IClassFixture<DeviceO
         await using var store = await ScratchStore.CreateAsync("full",
             "CREATE TABLE samples (id INTEGER PRIMARY KEY, name TEXT NOT NULL, body BLOB);");
         var ran = new System.Collections.Concurrent.ConcurrentBag<string>();
-        await using (var writer = new SqliteGroupCommit(store.ConnectionString, new EventSignal(),
-            NullLogger<SqliteGroupCommit>.Instance))
+        await using (var writer = store.Writer())
         {
             // The writer's connection may grow the file by a few pages only: a disk that is nearly full.
             await writer.WriteSqlAsync<bool>(async (session, token) =>
@@ -299,11 +288,7 @@ public sealed class StoreTests(DeviceOpsFactory factory) : IClassFixture<DeviceO
             Assert.True(await Write("later", 16));
         }
         Assert.Equal(["after", "later"], ran.Order());
-        await using var check = new SqliteConnection(store.ConnectionString);
-        await check.OpenAsync();
-        await using var read = check.CreateCommand();
-        read.CommandText = "SELECT group_concat(name, ',') FROM (SELECT name FROM samples ORDER BY name)";
-        Assert.Equal("after,later", await read.ExecuteScalarAsync());
+        Assert.Equal("after,later", await store.NamesAsync());
     }
 
     [Theory]
@@ -471,6 +456,23 @@ public sealed class StoreTests(DeviceOpsFactory factory) : IClassFixture<DeviceO
         public string File { get; }
 
         public string ConnectionString => $"Data Source={File};Pooling=False";
+
+        /// <summary>A table of named rows, for the tests that only count what was written.</summary>
+        public const string NamedSamples = "CREATE TABLE samples (id INTEGER PRIMARY KEY, name TEXT NOT NULL);";
+
+        /// <summary>The names in <c>samples</c>, in order, comma-separated: what the writer committed.</summary>
+        public async Task<object?> NamesAsync()
+        {
+            await using var check = new SqliteConnection(ConnectionString);
+            await check.OpenAsync();
+            await using var read = check.CreateCommand();
+            read.CommandText = "SELECT group_concat(name, ',') FROM (SELECT name FROM samples ORDER BY name)";
+            return await read.ExecuteScalarAsync();
+        }
+
+        /// <summary>The group-commit writer on this file (a log limit of its own, if given).</summary>
+        public SqliteGroupCommit Writer(long logLimit = SqliteGroupCommit.DefaultLogLimit) =>
+            new(ConnectionString, new EventSignal(), NullLogger<SqliteGroupCommit>.Instance, logLimit);
 
         public static async Task<ScratchStore> CreateAsync(string name, string schema)
         {
