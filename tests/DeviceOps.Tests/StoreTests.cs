@@ -277,7 +277,8 @@ public sealed class StoreTests(DeviceOpsFactory factory) : IClassFixture<DeviceO
 
             // The row that did not fit is refused as the disk being full (503), and so is the one
             // before it, whose write went with the transaction: nothing of it was acknowledged.
-            // Neither may read as another error (SQLite's "no such savepoint" was a 500).
+            // Neither may read as another error (before, every request of the group failed with
+            // "This SqliteTransaction has completed", a 500).
             foreach (var failed in new[] { undone, tooLarge })
             {
                 var error = await Assert.ThrowsAsync<SqliteException>(() => failed);
@@ -457,7 +458,7 @@ public sealed class StoreTests(DeviceOpsFactory factory) : IClassFixture<DeviceO
 
         public string ConnectionString => $"Data Source={File};Pooling=False";
 
-        /// <summary>A table of named rows, for the tests that only count what was written.</summary>
+        /// <summary>A table of named rows, for the tests that read back which writes committed (<see cref="NamesAsync"/>).</summary>
         public const string NamedSamples = "CREATE TABLE samples (id INTEGER PRIMARY KEY, name TEXT NOT NULL);";
 
         /// <summary>The names in <c>samples</c>, in order, comma-separated: what the writer committed.</summary>
