@@ -149,13 +149,19 @@ public sealed partial class PublishedServerTests(PublishedServerFixture server, 
     }
 
     [Fact]
-    public async Task HealthOpenApiAndDocsAnswerWithoutAToken()
+    public async Task HealthMetricsOpenApiAndDocsAnswerWithoutAToken()
     {
         await using var process = await _home.StartAsync();
         using var client = process.Client();
 
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/healthz")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/readyz")).StatusCode);
+
+        // The runtime's meters are there, its private ones (Kestrel's QUIC, on a real socket) not.
+        var metrics = await client.GetStringAsync("/metrics");
+        Assert.Contains("http_requests_received_total", metrics, StringComparison.Ordinal);
+        Assert.Contains("system_runtime_dotnet_gc_collections", metrics, StringComparison.Ordinal);
+        Assert.DoesNotMatch("(?m)^private_", metrics);
 
         var document = await client.GetJsonAsync("/openapi/v1.json");
         Assert.StartsWith("3.1", document["openapi"]!.GetValue<string>(), StringComparison.Ordinal);
