@@ -10,6 +10,13 @@ start_receiver() {
     receiver_port=$(free_port)
     python3 "$repo/bench/receiver.py" "$receiver_port" >"$lag_file" &
     receiver_pid=$!
+    # Registered only once it listens: a delivery refused meanwhile is retried 8–12 s later (the
+    # dispatcher's first back-off), which put a ten-second lag into the measured load's p99.
+    local tries=0
+    until (exec 3<>"/dev/tcp/127.0.0.1/$receiver_port") 2>/dev/null; do
+        kill -0 "$receiver_pid" 2>/dev/null && (( ++tries < 200 )) || { echo "the webhook receiver did not start" >&2; return 1; }
+        sleep 0.05
+    done
     curl -fsS -o /dev/null -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
         -d "{\"url\": \"http://127.0.0.1:$receiver_port/hook\", \"secret\": \"bench-webhook-secret-123\", \"events\": [\"device.relocated\"]}" \
         "$base/api/v1/webhook/"
