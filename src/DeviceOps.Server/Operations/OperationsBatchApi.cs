@@ -53,7 +53,7 @@ public static class OperationsBatchApi
         var caller = http.Caller();
         var ids = inputs.Select(i => i.Id).Distinct().ToList();
         // Plain rows, not tracked entities: EF Core's change tracker and SaveChanges allocated some
-        // 150 MB for a 10,000-item batch and grew the heap by 15 MB (README, "Memory").
+        // 180 MB for a 10,000-item batch, rows about 47 MB (bench/ROUNDS.md, "The batch on rows").
         return await writer.WriteSqlAsync<Results<Ok<BatchResponse<OperationResponse>>, BodyProblem, ValidationFailed, ProblemResult>>(async (session, token) =>
         {
             var failures = new BatchFailures();
