@@ -48,6 +48,7 @@ done
 token=bench-secret-0123456789abcdef
 work=$(mktemp -d "${TMPDIR:-/tmp}/deviceops-bench.XXXXXX")
 server_pid=""
+scraper_pid=""
 say() { printf '==> %s\n' "$*" >&2; }
 cleanup() {
     stop_server
@@ -70,7 +71,13 @@ start_server() {   # $1: name, $2: DEVICEOPS_DATABASE (empty: SQLite in the home
         dotnet "$work/server/DeviceOps.Server.dll" --urls "http://127.0.0.1:$port" >"$home/server.log" 2>&1) &
     server_pid=$!
     for _ in $(seq 1 300); do
-        curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+        if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
+            # Scraped every 15 s as Prometheus would: a server is measured as it runs in service,
+            # where the first scrape starts the exporter listening to whatever it was told to.
+            (while curl -fsS "http://127.0.0.1:$port/metrics" >/dev/null 2>&1; do sleep 15; done) &
+            scraper_pid=$!
+            return 0
+        fi
         kill -0 "$server_pid" 2>/dev/null || { cat "$home/server.log" >&2; return 1; }
         sleep 0.2
     done
@@ -78,6 +85,12 @@ start_server() {   # $1: name, $2: DEVICEOPS_DATABASE (empty: SQLite in the home
 }
 
 stop_server() {
+    if [[ -n "$scraper_pid" ]]; then
+        pkill -P "$scraper_pid" 2>/dev/null || true   # its sleep
+        kill "$scraper_pid" 2>/dev/null || true
+        wait "$scraper_pid" 2>/dev/null || true
+        scraper_pid=""
+    fi
     if [[ -n "$server_pid" ]]; then
         kill "$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true

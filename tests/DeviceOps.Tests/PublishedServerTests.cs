@@ -154,14 +154,21 @@ public sealed partial class PublishedServerTests(PublishedServerFixture server, 
         await using var process = await _home.StartAsync();
         using var client = process.Client();
 
+        // Scraped once before the requests, as Prometheus does: from the first scrape on, the
+        // exporter listens to what it was told to, and every request after pays for it.
+        var before = HealthzCount(await client.GetStringAsync("/metrics"));
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/healthz")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/readyz")).StatusCode);
 
-        // The runtime's meters are there, its private ones (Kestrel's QUIC, on a real socket) not.
         var metrics = await client.GetStringAsync("/metrics");
-        Assert.Contains("http_requests_received_total", metrics, StringComparison.Ordinal);
+        Assert.Equal(before + 1, HealthzCount(metrics));
+        // The runtime's meters are there, read when scraped; its private ones (Kestrel's QUIC, on a
+        // real socket) are not, nor ASP.NET Core's meters of each request, connection and buffer
+        // (the HTTP middleware's series count requests once), nor the event counters' listener.
         Assert.Contains("system_runtime_dotnet_gc_collections", metrics, StringComparison.Ordinal);
         Assert.DoesNotMatch("(?m)^private_", metrics);
+        Assert.DoesNotMatch("(?m)^microsoft_aspnetcore_", metrics);
+        Assert.DoesNotMatch("(?m)^prometheus_net_eventcounteradapter_", metrics);
 
         var document = await client.GetJsonAsync("/openapi/v1.json");
         Assert.StartsWith("3.1", document["openapi"]!.GetValue<string>(), StringComparison.Ordinal);
@@ -172,6 +179,15 @@ public sealed partial class PublishedServerTests(PublishedServerFixture server, 
         Assert.Equal(HttpStatusCode.OK, docs.StatusCode);
         Assert.Equal("text/html", docs.Content.Headers.ContentType?.MediaType);
         Assert.Contains("<html", await docs.Content.ReadAsStringAsync(), StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>The HTTP middleware's count of /healthz answered 200 (the start's probes among them).</summary>
+    private static int HealthzCount(string metrics)
+    {
+        var line = System.Text.RegularExpressions.Regex.Match(metrics,
+            """(?m)^http_requests_received_total\{code="200",method="GET",controller="",action="",endpoint="/healthz"\} (\d+)$""");
+        Assert.True(line.Success, "/metrics counts no /healthz");
+        return int.Parse(line.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
     }
 
     [Fact]

@@ -11,19 +11,27 @@ public static class HealthApi
         var group = app.MapGroup("").WithTags("Health").AllowAnonymous();
         group.MapGet("/healthz", () => TypedResults.Ok(new HealthResponse("ok"))).WithSummary("The process is alive");
         group.MapGet("/readyz", Ready).WithSummary("The database is reachable");
-        // Prometheus text format: request counts and durations by route and status, the .NET
-        // runtime and the process (prometheus-net's default collectors), and the meters of .NET
-        // and EF Core — not the runtime's "Private." ones, which it keeps for its own diagnostics
-        // (32 QUIC series, all zero, in a server that speaks no QUIC). Set before the first
-        // scrape, when the adapter starts listening.
-        Metrics.ConfigureMeterAdapter(options => options.InstrumentFilterPredicate = IsPublic);
+        // Prometheus text format: request counts and durations by route and status (the HTTP
+        // middleware), the process, and the .NET runtime's and EF Core's meters. Set before the
+        // first scrape, when prometheus-net starts listening; from then on what it listens to is
+        // paid for by every request. So only meters read when scraped (observable instruments):
+        // ASP.NET Core's own meters record each request, connection and pooled buffer as it
+        // happens, over again what the HTTP middleware counts, and with the event counters'
+        // listener (the events of ASP.NET Core, Kestrel and sockets, each written out to it) a
+        // scraped server did a third fewer /healthz a second and a fifth fewer GETs. Nor the
+        // runtime's "Private." meters, kept for its own diagnostics (32 QUIC series, all zero).
+        Metrics.SuppressDefaultMetrics(new SuppressDefaultMetricOptions { SuppressEventCounters = true });
+        Metrics.ConfigureMeterAdapter(options => options.InstrumentFilterPredicate = IsPublicAndReadWhenScraped);
         app.MapMetrics("/metrics").AllowAnonymous().ExcludeFromDescription();
         return app;
     }
 
-    /// <summary>Whether an instrument's meter is one .NET publishes for its users (its private ones start with "Private.").</summary>
-    private static bool IsPublic(System.Diagnostics.Metrics.Instrument instrument) =>
-        !instrument.Meter.Name.StartsWith("Private.", StringComparison.Ordinal);
+    /// <summary>
+    /// Whether an instrument is read only when scraped (observable), at no cost to a request, and
+    /// its meter is one .NET publishes for its users (its private ones start with "Private.").
+    /// </summary>
+    private static bool IsPublicAndReadWhenScraped(System.Diagnostics.Metrics.Instrument instrument) =>
+        instrument.IsObservable && !instrument.Meter.Name.StartsWith("Private.", StringComparison.Ordinal);
 
     public static async Task<Results<Ok<HealthResponse>, ProblemHttpResult>> Ready(DeviceOpsDb db, CancellationToken cancellationToken)
     {
