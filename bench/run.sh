@@ -74,7 +74,7 @@ start_server() {   # $1: name, $2: DEVICEOPS_DATABASE (empty: SQLite in the home
         if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
             # Scraped every 15 s as Prometheus would: a server is measured as it runs in service,
             # where the first scrape starts the exporter listening to whatever it was told to.
-            (while curl -fsS "http://127.0.0.1:$port/metrics" >/dev/null 2>&1; do sleep 15; done) &
+            (while curl -fsS "http://127.0.0.1:$port/metrics" >/dev/null 2>&1; do sleep 15; done) 2>/dev/null &
             scraper_pid=$!
             return 0
         fi
